@@ -1,0 +1,7 @@
+//! Apple's CallKit programming model in Rust.
+
+pub mod directory;
+pub mod handle;
+
+pub use directory::{CallDirectory, DirectoryEntry};
+pub use handle::{Handle, HandleType, PhoneNumber, PhoneNumberError};

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's test command runs and what CI runs.
+# Later issues add the real third-party peers here (sipp, baresip, linphonec,
+# kamailio, redis-server), installed from Debian packages when missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --workspace --locked
