@@ -1,0 +1,47 @@
+//! What the system tells the provider's delegate (`CXProviderDelegate`).
+
+use crate::action::{
+    AnswerCallAction, CallAction, EndCallAction, PlayDtmfCallAction, SetGroupCallAction,
+    SetHeldCallAction, SetMutedCallAction, StartCallAction,
+};
+use crate::action_handle::ActionHandle;
+use crate::audio::ActiveAudioSession;
+
+/// One delegate callback, as a value.
+#[derive(Debug)]
+pub enum ProviderEvent {
+    /// `providerDidReset`: every call and pending action is gone; tear down all call state.
+    DidReset,
+    PerformStartCall(ActionHandle<StartCallAction>),
+    PerformAnswerCall(ActionHandle<AnswerCallAction>),
+    PerformEndCall(ActionHandle<EndCallAction>),
+    PerformSetHeldCall(ActionHandle<SetHeldCallAction>),
+    PerformSetMutedCall(ActionHandle<SetMutedCallAction>),
+    PerformSetGroupCall(ActionHandle<SetGroupCallAction>),
+    PerformPlayDtmfCall(ActionHandle<PlayDtmfCallAction>),
+    /// `timedOutPerforming`: the action was not resolved in time and no longer counts.
+    TimedOutPerforming(CallAction),
+    /// `didActivate audioSession`: the only place media may start.
+    DidActivateAudioSession(ActiveAudioSession),
+    /// `didDeactivate audioSession`: stop media; the token is revoked.
+    DidDeactivateAudioSession,
+}
+
+impl ProviderEvent {
+    /// The callback's name, for logs and timelines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ProviderEvent::DidReset => "providerDidReset",
+            ProviderEvent::PerformStartCall(_) => "perform StartCall",
+            ProviderEvent::PerformAnswerCall(_) => "perform AnswerCall",
+            ProviderEvent::PerformEndCall(_) => "perform EndCall",
+            ProviderEvent::PerformSetHeldCall(_) => "perform SetHeldCall",
+            ProviderEvent::PerformSetMutedCall(_) => "perform SetMutedCall",
+            ProviderEvent::PerformSetGroupCall(_) => "perform SetGroupCall",
+            ProviderEvent::PerformPlayDtmfCall(_) => "perform PlayDTMFCall",
+            ProviderEvent::TimedOutPerforming(_) => "timedOutPerforming",
+            ProviderEvent::DidActivateAudioSession(_) => "didActivate audioSession",
+            ProviderEvent::DidDeactivateAudioSession => "didDeactivate audioSession",
+        }
+    }
+}
