@@ -305,9 +305,11 @@ impl CallSystem {
         let uuid = action.call_uuid();
         match &action {
             CallAction::StartCall(a) => {
-                let mut details = CallDetails::default();
-                details.remote_handle = Some(a.handle.clone());
-                details.has_video = a.is_video;
+                let details = CallDetails {
+                    remote_handle: Some(a.handle.clone()),
+                    has_video: a.is_video,
+                    ..Default::default()
+                };
                 let record = CallRecord::new(uuid, true, details, now);
                 self.changes.push_back(record.observed(false));
                 self.calls.push(record);
