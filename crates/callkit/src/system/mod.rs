@@ -155,6 +155,11 @@ impl CallSystem {
         self.clock = Some((now, wall));
     }
 
+    /// The face sets the configuration when the app creates its provider.
+    pub(crate) fn set_configuration(&mut self, config: ProviderConfiguration) {
+        self.config = config;
+    }
+
     pub fn configuration(&self) -> &ProviderConfiguration {
         &self.config
     }
