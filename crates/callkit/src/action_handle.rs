@@ -96,19 +96,21 @@ impl<A> ActionHandle<A> {
         self.resolver.as_ref().map_or(ActionId(0), |r| r.id)
     }
 
-    /// The action succeeded. After a timeout this has no effect.
-    pub fn fulfill(mut self) {
-        self.resolve(Resolution::Fulfilled, "fulfilled");
+    /// The action succeeded. After a timeout (or once the call has ended)
+    /// this has no effect; the result says whether the system still waited.
+    pub fn fulfill(mut self) -> bool {
+        self.resolve(Resolution::Fulfilled, "fulfilled")
     }
 
-    /// The action could not be performed. After a timeout this has no effect.
-    pub fn fail(mut self) {
-        self.resolve(Resolution::Failed, "failed");
+    /// The action could not be performed. After a timeout this has no effect;
+    /// the result says whether the system still waited.
+    pub fn fail(mut self) -> bool {
+        self.resolve(Resolution::Failed, "failed")
     }
 
-    fn resolve(&mut self, resolution: Resolution, what: &str) {
+    fn resolve(&mut self, resolution: Resolution, what: &str) -> bool {
         let Some(resolver) = self.resolver.take() else {
-            return;
+            return false;
         };
         let to = match resolution {
             Resolution::Fulfilled => FULFILLED,
@@ -119,13 +121,14 @@ impl<A> ActionHandle<A> {
                 action = resolver.id.0,
                 "action {what} after the system stopped waiting for it (timed out or call ended); ignored"
             );
-            return;
+            return false;
         }
         // The core may be gone (services shut down); then nobody is waiting.
         let _ = resolver.inbox.send((resolver.id, resolution));
         if let Some(wake) = &resolver.waker {
             wake();
         }
+        true
     }
 }
 

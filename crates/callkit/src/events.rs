@@ -4,7 +4,7 @@ use crate::action::{
     AnswerCallAction, CallAction, EndCallAction, PlayDtmfCallAction, SetGroupCallAction,
     SetHeldCallAction, SetMutedCallAction, StartCallAction,
 };
-use crate::action_handle::ActionHandle;
+use crate::action_handle::{ActionHandle, ActionId};
 use crate::audio::ActiveAudioSession;
 
 /// One delegate callback, as a value.
@@ -20,7 +20,7 @@ pub enum ProviderEvent {
     PerformSetGroupCall(ActionHandle<SetGroupCallAction>),
     PerformPlayDtmfCall(ActionHandle<PlayDtmfCallAction>),
     /// `timedOutPerforming`: the action was not resolved in time and no longer counts.
-    TimedOutPerforming(CallAction),
+    TimedOutPerforming(ActionId, CallAction),
     /// `didActivate audioSession`: the only place media may start.
     DidActivateAudioSession(ActiveAudioSession),
     /// `didDeactivate audioSession`: stop media; the token is revoked.
@@ -39,7 +39,7 @@ impl ProviderEvent {
             ProviderEvent::PerformSetMutedCall(_) => "perform SetMutedCall",
             ProviderEvent::PerformSetGroupCall(_) => "perform SetGroupCall",
             ProviderEvent::PerformPlayDtmfCall(_) => "perform PlayDTMFCall",
-            ProviderEvent::TimedOutPerforming(_) => "timedOutPerforming",
+            ProviderEvent::TimedOutPerforming(..) => "timedOutPerforming",
             ProviderEvent::DidActivateAudioSession(_) => "didActivate audioSession",
             ProviderEvent::DidDeactivateAudioSession => "didDeactivate audioSession",
         }

@@ -97,7 +97,7 @@ pub fn dispatch(delegate: &mut dyn ProviderDelegate, provider: &Provider, event:
         ProviderEvent::PerformSetMutedCall(a) => delegate.perform_set_muted_call(provider, a),
         ProviderEvent::PerformSetGroupCall(a) => delegate.perform_set_group_call(provider, a),
         ProviderEvent::PerformPlayDtmfCall(a) => delegate.perform_play_dtmf_call(provider, a),
-        ProviderEvent::TimedOutPerforming(a) => delegate.timed_out_performing(provider, &a),
+        ProviderEvent::TimedOutPerforming(_, a) => delegate.timed_out_performing(provider, &a),
         ProviderEvent::DidActivateAudioSession(s) => {
             delegate.did_activate_audio_session(provider, s)
         }
@@ -105,49 +105,16 @@ pub fn dispatch(delegate: &mut dyn ProviderDelegate, provider: &Provider, event:
     }
 }
 
-/// A delegate that forwards every event to a channel, for apps that prefer a stream.
-struct ChannelDelegate(mpsc::UnboundedSender<ProviderEvent>);
-
-impl ProviderDelegate for ChannelDelegate {
-    fn provider_did_reset(&mut self, _: &Provider) {
-        let _ = self.0.send(ProviderEvent::DidReset);
-    }
-    fn perform_start_call(&mut self, _: &Provider, a: ActionHandle<StartCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformStartCall(a));
-    }
-    fn perform_answer_call(&mut self, _: &Provider, a: ActionHandle<AnswerCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformAnswerCall(a));
-    }
-    fn perform_end_call(&mut self, _: &Provider, a: ActionHandle<EndCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformEndCall(a));
-    }
-    fn perform_set_held_call(&mut self, _: &Provider, a: ActionHandle<SetHeldCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformSetHeldCall(a));
-    }
-    fn perform_set_muted_call(&mut self, _: &Provider, a: ActionHandle<SetMutedCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformSetMutedCall(a));
-    }
-    fn perform_set_group_call(&mut self, _: &Provider, a: ActionHandle<SetGroupCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformSetGroupCall(a));
-    }
-    fn perform_play_dtmf_call(&mut self, _: &Provider, a: ActionHandle<PlayDtmfCallAction>) {
-        let _ = self.0.send(ProviderEvent::PerformPlayDtmfCall(a));
-    }
-    fn timed_out_performing(&mut self, _: &Provider, a: &CallAction) {
-        let _ = self.0.send(ProviderEvent::TimedOutPerforming(a.clone()));
-    }
-    fn did_activate_audio_session(&mut self, _: &Provider, s: ActiveAudioSession) {
-        let _ = self.0.send(ProviderEvent::DidActivateAudioSession(s));
-    }
-    fn did_deactivate_audio_session(&mut self, _: &Provider) {
-        let _ = self.0.send(ProviderEvent::DidDeactivateAudioSession);
-    }
+/// Where the driver sends what the system says: a delegate, or a stream.
+enum Sink {
+    Delegate(Box<dyn ProviderDelegate>),
+    Stream(mpsc::UnboundedSender<ProviderEvent>),
 }
 
 struct Shared {
     core: Mutex<CallSystem>,
     wake: Arc<Notify>,
-    delegate: Mutex<Option<Box<dyn ProviderDelegate>>>,
+    delegate: Mutex<Option<Sink>>,
     ui: Mutex<Option<Box<dyn CallUi + Send>>>,
     changes: broadcast::Sender<Call>,
 }
@@ -196,7 +163,11 @@ impl Shared {
             let mut delegate = self.delegate.lock().unwrap_or_else(|e| e.into_inner());
             for event in events {
                 match delegate.as_mut() {
-                    Some(d) => dispatch(d.as_mut(), &provider, event),
+                    Some(Sink::Delegate(d)) => dispatch(d.as_mut(), &provider, event),
+                    Some(Sink::Stream(tx)) => {
+                        // A closed stream drops the event; its handles fail themselves.
+                        let _ = tx.send(event);
+                    }
                     None => drop(event),
                 }
             }
@@ -340,8 +311,12 @@ impl Provider {
         configuration: ProviderConfiguration,
         delegate: impl ProviderDelegate,
     ) -> Provider {
+        Self::with_sink(slot, configuration, Sink::Delegate(Box::new(delegate)))
+    }
+
+    fn with_sink(slot: ProviderSlot, configuration: ProviderConfiguration, sink: Sink) -> Provider {
         let shared = slot.shared;
-        *shared.delegate.lock().unwrap_or_else(|e| e.into_inner()) = Some(Box::new(delegate));
+        *shared.delegate.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
         {
             let mut core = shared.core();
             core.set_configuration(configuration);
@@ -356,7 +331,7 @@ impl Provider {
         configuration: ProviderConfiguration,
     ) -> (Provider, mpsc::UnboundedReceiver<ProviderEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Provider::new(slot, configuration, ChannelDelegate(tx)), rx)
+        (Self::with_sink(slot, configuration, Sink::Stream(tx)), rx)
     }
 
     fn with_core<T>(&self, f: impl FnOnce(&mut CallSystem, Instant) -> T) -> T {

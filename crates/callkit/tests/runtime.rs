@@ -30,7 +30,7 @@ async fn an_unresolved_action_times_out_after_ten_seconds() {
         panic!("expected the answer action");
     };
     // Hold the handle without resolving it: the system's timer fires.
-    let ProviderEvent::TimedOutPerforming(CallAction::AnswerCall(a)) = next(&mut events).await
+    let ProviderEvent::TimedOutPerforming(_, CallAction::AnswerCall(a)) = next(&mut events).await
     else {
         panic!("expected a timeout");
     };

@@ -66,13 +66,27 @@ impl Sim {
             }
             for e in events {
                 match e {
-                    ProviderEvent::PerformStartCall(h) => h.fulfill(),
-                    ProviderEvent::PerformAnswerCall(h) => h.fulfill(),
-                    ProviderEvent::PerformEndCall(h) => h.fulfill(),
-                    ProviderEvent::PerformSetHeldCall(h) => h.fulfill(),
-                    ProviderEvent::PerformSetMutedCall(h) => h.fulfill(),
-                    ProviderEvent::PerformSetGroupCall(h) => h.fulfill(),
-                    ProviderEvent::PerformPlayDtmfCall(h) => h.fulfill(),
+                    ProviderEvent::PerformStartCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformAnswerCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformEndCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformSetHeldCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformSetMutedCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformSetGroupCall(h) => {
+                        h.fulfill();
+                    }
+                    ProviderEvent::PerformPlayDtmfCall(h) => {
+                        h.fulfill();
+                    }
                     other => rest.push(other),
                 }
             }
@@ -163,7 +177,7 @@ fn every_action_must_be_fulfilled_or_it_times_out_and_fails_the_call() {
     let events = sim.events();
     assert!(matches!(
         &events[..],
-        [ProviderEvent::TimedOutPerforming(CallAction::AnswerCall(a))] if a.call_uuid == uuid
+        [ProviderEvent::TimedOutPerforming(_, CallAction::AnswerCall(a))] if a.call_uuid == uuid
     ));
     assert!(
         sim.sys.calls().is_empty(),

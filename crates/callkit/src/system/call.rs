@@ -28,6 +28,8 @@ pub(crate) struct CallRecord {
     pub phase: Phase,
     pub on_hold: bool,
     pub muted: bool,
+    /// An EndCall is being performed: the user is done with this call.
+    pub ending: bool,
     /// The call group; a call not grouped with another is its own group.
     pub group: Uuid,
     pub reported_at: Instant,
@@ -48,6 +50,7 @@ impl CallRecord {
             },
             on_hold: false,
             muted: false,
+            ending: false,
             group: uuid,
             reported_at: now,
             started_connecting_at: None,
@@ -55,10 +58,10 @@ impl CallRecord {
         }
     }
 
-    /// A call the user has committed to (started, answered, or being so):
-    /// what the call limits count.
+    /// A call the user has committed to (started, answered, or being so) and
+    /// is not hanging up: what the call limits count.
     pub fn is_claimed(&self) -> bool {
-        self.phase != Phase::Ringing
+        self.phase != Phase::Ringing && !self.ending
     }
 
     /// A call that needs the audio session.

@@ -299,7 +299,16 @@ impl CallSystem {
         if !self.delegate_attached {
             return Err(RequestTransactionError::UnknownCallProvider);
         }
-        validate::validate(&self.calls, &self.config, &transaction)?;
+        let pending_group_change = self.pending.values().find_map(|p| match &p.action {
+            CallAction::SetGroupCall(a) => Some(a),
+            _ => None,
+        });
+        validate::validate(
+            &self.calls,
+            pending_group_change,
+            &self.config,
+            &transaction,
+        )?;
         for action in transaction.actions {
             self.perform(now, action);
         }
@@ -323,6 +332,12 @@ impl CallSystem {
             CallAction::AnswerCall(_) => {
                 if let Some(c) = self.call_mut(uuid) {
                     c.phase = Phase::Answering;
+                }
+                self.screen_changed = true;
+            }
+            CallAction::EndCall(_) => {
+                if let Some(c) = self.call_mut(uuid) {
+                    c.ending = true;
                 }
                 self.screen_changed = true;
             }
@@ -497,7 +512,7 @@ impl CallSystem {
             tracing::warn!(uuid = %p.action.call_uuid(), action = p.action.name(),
                 "action not fulfilled or failed within {:?}; timed out", self.options.action_timeout);
             self.events
-                .push_back(ProviderEvent::TimedOutPerforming(p.action.clone()));
+                .push_back(ProviderEvent::TimedOutPerforming(id, p.action.clone()));
             self.failed(now, p.action);
         }
         self.handle_resolutions(now);
@@ -555,6 +570,16 @@ impl CallSystem {
         self.audio.is_some()
     }
 
+    /// The call groups of calls that count toward the limits (answered,
+    /// started, or being so), each a list of call UUIDs.
+    pub fn call_groups(&self) -> Vec<Vec<Uuid>> {
+        let mut groups: BTreeMap<Uuid, Vec<Uuid>> = BTreeMap::new();
+        for c in self.calls.iter().filter(|c| c.is_claimed()) {
+            groups.entry(c.group).or_default().push(c.uuid);
+        }
+        groups.into_values().collect()
+    }
+
     /// How many actions the delegate still owes an answer for.
     pub fn pending_actions(&self) -> usize {
         self.pending.len()
@@ -592,11 +617,12 @@ impl CallSystem {
                 }
             }
             CallAction::SetGroupCall(a) => {
-                let group = a
-                    .call_uuid_to_group_with
-                    .and_then(|o| self.call(o).map(|c| c.group))
-                    .unwrap_or(uuid);
-                if let Some(c) = self.call_mut(uuid) {
+                // Merging with a call that has ended since leaves the group as it was.
+                let group = match a.call_uuid_to_group_with {
+                    None => Some(uuid),
+                    Some(other) => self.call(other).map(|c| c.group),
+                };
+                if let (Some(group), Some(c)) = (group, self.call_mut(uuid)) {
                     c.group = group;
                 }
             }
@@ -613,7 +639,9 @@ impl CallSystem {
         let uuid = action.call_uuid();
         tracing::debug!(%uuid, action = action.name(), "action failed");
         match action {
-            CallAction::StartCall(_) | CallAction::AnswerCall(_) => {
+            // The user hung up: a call whose EndCall failed still ends, so
+            // the screen never brings back a call the user ended.
+            CallAction::StartCall(_) | CallAction::AnswerCall(_) | CallAction::EndCall(_) => {
                 self.end_call(uuid, now, Some(CallEndedReason::Failed));
             }
             _ => {}

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use uuid::Uuid;
 
-use crate::action::{is_dtmf_digit, CallAction, Transaction};
+use crate::action::{is_dtmf_digit, CallAction, SetGroupCallAction, Transaction};
 use crate::configuration::ProviderConfiguration;
 use crate::error::RequestTransactionError as E;
 
@@ -22,21 +22,59 @@ struct Projected {
     outgoing: bool,
     group: Uuid,
     on_hold: bool,
+    ending: bool,
     supports_holding: bool,
     supports_grouping: bool,
     supports_ungrouping: bool,
     supports_dtmf: bool,
 }
 
+/// Checks `transaction` against the calls as they are, and — while a grouping
+/// change is still being performed — also as they will be if it succeeds, so
+/// the limits hold whichever way it goes.
 pub(crate) fn validate(
     calls: &[CallRecord],
+    pending_group_change: Option<&SetGroupCallAction>,
     config: &ProviderConfiguration,
     transaction: &Transaction,
 ) -> Result<(), E> {
     if transaction.actions.is_empty() {
         return Err(E::EmptyTransaction);
     }
-    let mut projected: Vec<Projected> = calls
+    let group_changes = transaction
+        .actions
+        .iter()
+        .filter(|a| matches!(a, CallAction::SetGroupCall(_)))
+        .count();
+    if group_changes > 1 || (group_changes == 1 && pending_group_change.is_some()) {
+        return Err(E::InvalidAction(
+            "one call grouping change at a time: wait for the SetGroupCall being performed".into(),
+        ));
+    }
+    let now = project(calls);
+    replay(now.clone(), config, transaction)?;
+    if let Some(change) = pending_group_change {
+        let mut then = now;
+        if apply(&mut then, config, &CallAction::SetGroupCall(change.clone())).is_ok() {
+            replay(then, config, transaction)?;
+        }
+    }
+    Ok(())
+}
+
+fn replay(
+    mut projected: Vec<Projected>,
+    config: &ProviderConfiguration,
+    transaction: &Transaction,
+) -> Result<(), E> {
+    for action in &transaction.actions {
+        apply(&mut projected, config, action)?;
+    }
+    check_limits(&projected, config)
+}
+
+fn project(calls: &[CallRecord]) -> Vec<Projected> {
+    calls
         .iter()
         .map(|c| Projected {
             uuid: c.uuid,
@@ -44,23 +82,24 @@ pub(crate) fn validate(
             outgoing: c.outgoing,
             group: c.group,
             on_hold: c.on_hold,
+            ending: c.ending,
             supports_holding: c.details.supports_holding,
             supports_grouping: c.details.supports_grouping,
             supports_ungrouping: c.details.supports_ungrouping,
             supports_dtmf: c.details.supports_dtmf,
         })
-        .collect();
-    for action in &transaction.actions {
-        apply(&mut projected, config, action)?;
-    }
-    check_limits(&projected, config)
+        .collect()
 }
 
 fn find(projected: &mut [Projected], uuid: Uuid) -> Result<&mut Projected, E> {
-    projected
+    let p = projected
         .iter_mut()
         .find(|p| p.uuid == uuid)
-        .ok_or(E::UnknownCallUuid(uuid))
+        .ok_or(E::UnknownCallUuid(uuid))?;
+    if p.ending {
+        return Err(E::InvalidAction(format!("call {uuid} is being ended")));
+    }
+    Ok(p)
 }
 
 fn apply(
@@ -91,6 +130,7 @@ fn apply(
                 outgoing: true,
                 group: a.call_uuid,
                 on_hold: false,
+                ending: false,
                 supports_holding: true,
                 supports_grouping: true,
                 supports_ungrouping: true,
@@ -108,7 +148,10 @@ fn apply(
             p.phase = Phase::Answering;
         }
         CallAction::EndCall(a) => {
-            find(projected, a.call_uuid)?;
+            // Ending a call that is already being ended is harmless.
+            if !projected.iter().any(|p| p.uuid == a.call_uuid) {
+                return Err(E::UnknownCallUuid(a.call_uuid));
+            }
             projected.retain(|p| p.uuid != a.call_uuid);
         }
         CallAction::SetHeldCall(a) => {
@@ -189,7 +232,9 @@ fn apply(
 }
 
 fn check_limits(projected: &[Projected], config: &ProviderConfiguration) -> Result<(), E> {
-    let claimed = projected.iter().filter(|p| p.phase != Phase::Ringing);
+    let claimed = projected
+        .iter()
+        .filter(|p| p.phase != Phase::Ringing && !p.ending);
     let groups: BTreeSet<Uuid> = claimed.clone().map(|p| p.group).collect();
     if groups.len() > config.maximum_call_groups {
         return Err(E::MaximumCallGroupsReached(format!(
