@@ -1,12 +1,42 @@
-//! `callkit-voip`: the one binary.
+//! `callkit-voip`: the one binary — `callkit-voip <noun> <verb>`.
 
-use clap::Parser;
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "callkit-voip", version, about)]
-struct Cli {}
+#[command(
+    name = "callkit-voip",
+    version,
+    about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
+    Simulate(cli::simulate::SimulateArgs),
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("CALLKIT_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Simulate(args) => {
+            print!("{}", cli::simulate::run(args)?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }

@@ -216,3 +216,29 @@ mod tests {
         assert_eq!(PhoneNumber::from_e164(0), None);
     }
 }
+
+/// The call UUID for a SIP Call-ID: the same on the device that reports the
+/// call from a VoIP push and on the one that receives the INVITE, so the two
+/// can be matched without any other shared state (UUID v5 of the Call-ID).
+pub fn call_uuid_for_call_id(call_id: &str) -> uuid::Uuid {
+    // A fixed namespace of our own, so these UUIDs never collide with other v5 uses.
+    const NAMESPACE: uuid::Uuid = uuid::Uuid::from_u128(0x6f1c_9c1e_4a8e_4c7b_9a52_3b0d_c2a1_77e4);
+    uuid::Uuid::new_v5(&NAMESPACE, call_id.as_bytes())
+}
+
+#[cfg(test)]
+mod call_id_tests {
+    #[test]
+    fn call_uuid_is_stable_and_distinct_per_call_id() {
+        let a = super::call_uuid_for_call_id("a84b4c76e66710@pc33.atlanta.com");
+        assert_eq!(
+            a,
+            super::call_uuid_for_call_id("a84b4c76e66710@pc33.atlanta.com")
+        );
+        assert_ne!(
+            a,
+            super::call_uuid_for_call_id("a84b4c76e66711@pc33.atlanta.com")
+        );
+        assert_eq!(a.get_version_num(), 5);
+    }
+}

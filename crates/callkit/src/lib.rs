@@ -170,7 +170,7 @@ pub use configuration::ProviderConfiguration;
 pub use directory::{CallDirectory, DirectoryEntry};
 pub use error::{CallEndedReason, IncomingCallError, ProviderError, RequestTransactionError};
 pub use events::ProviderEvent;
-pub use handle::{Handle, HandleType, PhoneNumber, PhoneNumberError};
+pub use handle::{call_uuid_for_call_id, Handle, HandleType, PhoneNumber, PhoneNumberError};
 pub use observer::Call;
 pub use recents::{CallDirection, RecentCall, Recents};
 pub use runtime::{

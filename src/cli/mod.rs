@@ -1,0 +1,3 @@
+//! The subcommands of the `callkit-voip` binary, one module each.
+
+pub mod simulate;
