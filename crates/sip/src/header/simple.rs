@@ -1,0 +1,306 @@
+//! Typed values of the single-token headers: CSeq, Max-Forwards, lengths,
+//! expiries, Call-ID, Date, Warning, Content-Type, Reason, Feature-Caps,
+//! option-tag lists and the authentication headers.
+
+use std::borrow::Cow;
+
+use super::params::{token_only, Params};
+use crate::method::Method;
+use crate::scan::{is_word, unquote, Scanner};
+
+/// `CSeq: <seq> <method>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CSeq {
+    pub seq: u32,
+    pub method: Method,
+}
+
+pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
+    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let (num, method) = v
+        .split_once([' ', '\t'])
+        .ok_or("CSeq needs a number and a method")?;
+    if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
+        return Err("the CSeq number is not a decimal number");
+    }
+    let seq: u64 = if num.len() > 10 {
+        u64::MAX
+    } else {
+        num.parse().map_err(|_| "the CSeq number is malformed")?
+    };
+    if seq >= 1 << 31 {
+        return Err("the CSeq number must be less than 2^31");
+    }
+    let method = method.trim_start_matches([' ', '\t']);
+    if !token_only(method) {
+        return Err("the CSeq method is not a token");
+    }
+    Ok(CSeq {
+        seq: seq as u32,
+        method: Method::from_token(method),
+    })
+}
+
+/// A decimal number of at most `max`, as delta-seconds, Max-Forwards and
+/// Content-Length are written.
+pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
+    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
+        return Err(what);
+    }
+    if v.trim_start_matches('0').len() > 20 {
+        return Err(what);
+    }
+    match v.parse::<u64>() {
+        Ok(n) if n <= max => Ok(n),
+        _ => Err(what),
+    }
+}
+
+/// `Call-ID: word ["@" word]`.
+pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
+    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let (a, b) = match v.split_once('@') {
+        Some((a, b)) => (a, Some(b)),
+        None => (v, None),
+    };
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| is_word(c) || c >= 0x80);
+    if word(a) && b.is_none_or(word) {
+        Ok(v)
+    } else {
+        Err("the Call-ID must be word[@word]")
+    }
+}
+
+/// RFC 1123 date in GMT: `Sat, 13 Nov 2010 23:29:00 GMT`.
+pub fn check_date(v: &str) -> Result<(), &'static str> {
+    const E: &str = "the Date must be an RFC 1123 date in GMT (e.g. Sat, 13 Nov 2010 23:29:00 GMT)";
+    let v = v.trim();
+    let parts: Vec<&str> = v.split(' ').collect();
+    let [wkday, day, month, year, time, zone] = parts[..] else {
+        return Err(E);
+    };
+    let wk_ok = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"].contains(&wkday);
+    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit());
+    let t: Vec<&str> = time.split(':').collect();
+    let time_ok = t.len() == 3 && t.iter().all(|p| digits(p, 2));
+    if wk_ok && digits(day, 2) && months.contains(&month) && digits(year, 4) && time_ok && zone == "GMT" {
+        Ok(())
+    } else {
+        Err(E)
+    }
+}
+
+/// `Warning: 3DIGIT SP agent SP "text"` (comma-separated).
+pub fn check_warning(v: &str) -> Result<(), &'static str> {
+    let mut sc = Scanner::new(v);
+    loop {
+        sc.skip_ws();
+        let code = sc.take_while(|c| c.is_ascii_digit());
+        if code.len() != 3 {
+            return Err("a warn-code must be three digits");
+        }
+        let agent = sc.take_while(|c| c != b' ');
+        let agent = if agent.is_empty() {
+            sc.skip_ws();
+            sc.take_while(|c| !matches!(c, b' ' | b'\t'))
+        } else {
+            agent
+        };
+        if agent.is_empty() {
+            return Err("a warning needs an agent");
+        }
+        sc.quoted().ok_or("a warn-text must be a quoted string")?;
+        sc.skip_ws();
+        if sc.at_end() {
+            return Ok(());
+        }
+        if !sc.eat(b',') {
+            return Err("unexpected text after a warning");
+        }
+    }
+}
+
+/// `Content-Type: type/subtype;params`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ContentType<'a> {
+    pub media_type: &'a str,
+    pub subtype: &'a str,
+    pub params: Params<'a>,
+}
+
+impl ContentType<'_> {
+    pub fn is(&self, media_type: &str, subtype: &str) -> bool {
+        self.media_type.eq_ignore_ascii_case(media_type) && self.subtype.eq_ignore_ascii_case(subtype)
+    }
+}
+
+pub fn parse_content_type(v: &str) -> Result<ContentType<'_>, &'static str> {
+    let mut sc = Scanner::new(v);
+    let media_type = sc.token().ok_or("the media type is missing")?;
+    if !sc.eat(b'/') {
+        return Err("the media type needs type/subtype");
+    }
+    let subtype = sc.token().ok_or("the media subtype is missing")?;
+    let params = Params::scan(&mut sc)?;
+    sc.skip_ws();
+    if !sc.at_end() {
+        return Err("unexpected text after the media type");
+    }
+    Ok(ContentType {
+        media_type,
+        subtype,
+        params,
+    })
+}
+
+/// One `Reason` value (RFC 3326): `SIP;cause=200;text="Call completed elsewhere"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reason<'a> {
+    pub protocol: &'a str,
+    pub params: Params<'a>,
+}
+
+impl<'a> Reason<'a> {
+    pub fn cause(&self) -> Option<u16> {
+        self.params.value("cause").flatten().and_then(|c| c.parse().ok())
+    }
+    pub fn text(&self) -> Option<Cow<'a, str>> {
+        self.params.value("text").flatten().map(unquote)
+    }
+}
+
+/// Values of a comma-separated header whose items are `token *(;param)`:
+/// Reason, Feature-Caps (`*;+sip.pns="apns"`), Event, Allow-Events.
+pub fn parse_token_params(v: &str, star_ok: bool) -> Result<Vec<(&str, Params<'_>)>, &'static str> {
+    let mut out = Vec::new();
+    let mut sc = Scanner::new(v);
+    loop {
+        sc.skip_ws();
+        let head = if star_ok && sc.peek() == Some(b'*') {
+            sc.pos += 1;
+            &sc.s[sc.pos - 1..sc.pos]
+        } else {
+            sc.token().ok_or("a value must start with a token")?
+        };
+        let params = Params::scan(&mut sc)?;
+        out.push((head, params));
+        sc.skip_ws();
+        if sc.at_end() {
+            return Ok(out);
+        }
+        if !sc.eat(b',') {
+            return Err("unexpected text after a value");
+        }
+    }
+}
+
+pub fn parse_reasons(v: &str) -> Result<Vec<Reason<'_>>, &'static str> {
+    Ok(parse_token_params(v, false)?
+        .into_iter()
+        .map(|(protocol, params)| Reason { protocol, params })
+        .collect())
+}
+
+/// Option tags and methods: `Supported`, `Require`, `Allow`… (may be empty).
+pub fn parse_token_list(v: &str) -> Result<Vec<&str>, &'static str> {
+    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    if v.is_empty() {
+        return Ok(Vec::new());
+    }
+    v.split(',')
+        .map(|t| {
+            let t = t.trim_matches(|c| c == ' ' || c == '\t');
+            if token_only(t) {
+                Ok(t)
+            } else {
+                Err("the list must hold tokens separated by commas")
+            }
+        })
+        .collect()
+}
+
+/// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization`,
+/// `Proxy-Authorization`: a scheme and `name=value` pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthHeader<'a> {
+    pub scheme: &'a str,
+    pub params: Vec<(&'a str, &'a str)>,
+}
+
+impl<'a> AuthHeader<'a> {
+    /// A parameter's value, unquoted.
+    pub fn get(&self, name: &str) -> Option<Cow<'a, str>> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| unquote(v))
+    }
+}
+
+pub fn parse_auth(v: &str) -> Result<AuthHeader<'_>, &'static str> {
+    let mut sc = Scanner::new(v);
+    let scheme = sc.token().ok_or("the auth scheme is missing")?;
+    let mut params = Vec::new();
+    loop {
+        let name = sc.token().ok_or("an auth parameter has no name")?;
+        if !sc.eat(b'=') {
+            return Err("an auth parameter needs name=value");
+        }
+        sc.skip_ws();
+        let value = if sc.peek() == Some(b'"') {
+            sc.quoted().ok_or("an auth parameter's quotes do not balance")?
+        } else {
+            sc.token().ok_or("an auth parameter value is empty")?
+        };
+        params.push((name, value));
+        sc.skip_ws();
+        if sc.at_end() {
+            return Ok(AuthHeader { scheme, params });
+        }
+        if !sc.eat(b',') {
+            return Err("auth parameters must be separated by commas");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cseq_and_numbers() {
+        assert_eq!(parse_cseq("0009\t INVITE").unwrap().seq, 9);
+        assert!(parse_cseq("36893488147419103232 REGISTER").is_err());
+        assert!(parse_cseq("-9 INVITE").is_err());
+        assert!(parse_cseq("2147483648 INVITE").is_err());
+        assert_eq!(parse_number("0068", 255, "x"), Ok(68));
+        assert!(parse_number("300", 255, "x").is_err());
+        assert!(parse_number("949302838503028349304023988", u32::MAX.into(), "x").is_err());
+    }
+
+    #[test]
+    fn dates_warnings_and_call_ids() {
+        assert!(check_date("Sat, 13 Nov 2010 23:29:00 GMT").is_ok());
+        assert!(check_date("Fri, 01 Jan 2010 16:00:00 EST").is_err());
+        assert!(check_warning(r#"370 devnull "Choose a bigger pipe", 307 isi.edu "Session parameter 'foo' not understood""#).is_ok());
+        assert!(check_warning(r#"1812 overture "In Progress""#).is_err());
+        assert!(check_call_id("0ha0isndaksdj@192.0.2.1").is_ok());
+        assert!(check_call_id("a b").is_err());
+    }
+
+    #[test]
+    fn reason_and_feature_caps() {
+        let r = parse_reasons(r#"SIP;cause=200;text="Call completed elsewhere""#).unwrap();
+        assert_eq!(r[0].cause(), Some(200));
+        assert_eq!(r[0].text().unwrap(), "Call completed elsewhere");
+        let fc = parse_token_params(r#"*;+sip.pns="apns";+sip.pnsreg="121""#, true).unwrap();
+        assert_eq!(fc[0].0, "*");
+        assert_eq!(fc[0].1.value("+sip.pnsreg"), Some(Some("\"121\"")));
+        let a = parse_auth(r#"Digest realm="atlanta.com", nonce="84a4cc6f3082121f32b42a2187831a9e", algorithm=MD5, qop="auth""#).unwrap();
+        assert_eq!(a.scheme, "Digest");
+        assert_eq!(a.get("realm").unwrap(), "atlanta.com");
+        assert_eq!(a.get("algorithm").unwrap(), "MD5");
+    }
+}

@@ -1,0 +1,35 @@
+//! A strict, fast, sans-IO SIP stack (RFC 3261 and friends).
+//!
+//! The message layer parses requests and responses over [`bytes::Bytes`]
+//! without copying header text, validates what a proxy and a user agent rely
+//! on, and answers malformed input with an error whose text is the reason
+//! phrase of the `400` a server should send.
+//!
+//! ```
+//! let raw = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+//!            Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
+//!            Max-Forwards: 70\r\n\
+//!            To: Bob <sip:bob@biloxi.example.com>\r\n\
+//!            From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+//!            Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+//!            CSeq: 314159 INVITE\r\n\
+//!            Content-Length: 0\r\n\r\n";
+//! let msg = sip::Message::parse(raw.as_bytes().to_vec()).unwrap();
+//! assert_eq!(msg.method(), Some(&sip::Method::Invite));
+//! assert_eq!(msg.from().unwrap().tag(), Some("1928301774"));
+//! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
+//! ```
+
+pub mod error;
+pub mod header;
+pub mod message;
+pub mod method;
+mod scan;
+pub mod uri;
+
+pub use error::ParseError;
+pub use header::{HeaderName, NameAddr, Params, Via};
+pub use message::{split_commas, Limits, Message};
+pub use method::Method;
+pub use scan::{unescape, unquote};
+pub use uri::{Host, SipUri, TelUri, Uri, UriError};

@@ -1,0 +1,688 @@
+//! SIP messages over `Bytes`: one pass finds the start line and every header
+//! field, validates the headers a stack relies on, and keeps only offsets, so
+//! header text is never copied (a message with folded lines is unfolded once).
+
+use std::fmt;
+
+use bytes::{Bytes, BytesMut};
+
+use crate::error::ParseError;
+use crate::header::addr::{parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr};
+use crate::header::simple::{
+    check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
+    parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader, CSeq,
+    ContentType, Reason,
+};
+use crate::header::via::{parse_vias, scan_vias, Via};
+use crate::header::{HeaderName, Params};
+use crate::method::Method;
+use crate::scan::{all_token, is_ws};
+use crate::uri::Uri;
+
+/// Limits against abuse, checked before anything else is done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_message_size: usize,
+    pub max_headers: usize,
+    pub max_header_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message_size: 65_535,
+            max_headers: 256,
+            max_header_line: 16_384,
+        }
+    }
+}
+
+type Span = (u32, u32);
+
+#[derive(Debug, Clone)]
+struct Field {
+    name: HeaderName,
+    name_at: Span,
+    value_at: Span,
+}
+
+#[derive(Debug, Clone)]
+enum StartLine {
+    Request { method: Method, uri: Span },
+    Response { code: u16, reason: Span },
+}
+
+/// A parsed SIP request or response.
+#[derive(Clone)]
+pub struct Message {
+    raw: Bytes,
+    start: StartLine,
+    fields: Vec<Field>,
+    body: Span,
+}
+
+fn span(base: &str, part: &str) -> Span {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    (start as u32, (start + part.len()) as u32)
+}
+
+fn trim_ws(s: &str) -> &str {
+    s.trim_matches(|c| c == ' ' || c == '\t')
+}
+
+fn bad(name: &str, reason: impl ToString) -> ParseError {
+    ParseError::BadHeader {
+        name: name.to_owned(),
+        reason: reason.to_string(),
+    }
+}
+
+/// Replaces every CRLF followed by white space in the header section with a
+/// single space (RFC 3261 §7.3.1), keeping the body as it is.
+fn unfold(raw: &[u8], header_end: usize) -> Bytes {
+    let mut out = BytesMut::with_capacity(raw.len());
+    let head = &raw[..header_end];
+    let mut i = 0;
+    while i < head.len() {
+        if head[i] == b'\r' && head.get(i + 1) == Some(&b'\n') && head.get(i + 2).is_some_and(|c| is_ws(*c)) {
+            // Drop trailing white space already written, then the fold itself.
+            while out.last().is_some_and(|c| is_ws(*c)) {
+                out.truncate(out.len() - 1);
+            }
+            out.extend_from_slice(b" ");
+            i += 2;
+            while head.get(i).is_some_and(|c| is_ws(*c)) {
+                i += 1;
+            }
+        } else {
+            out.extend_from_slice(&head[i..i + 1]);
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&raw[header_end..]);
+    out.freeze()
+}
+
+impl Message {
+    /// Parses one message with the default [`Limits`]. Bytes after the body
+    /// (as Content-Length counts it) are discarded, as RFC 3261 §18.3 says for
+    /// datagrams; stream transports frame messages before parsing them.
+    pub fn parse(raw: impl Into<Bytes>) -> Result<Message, ParseError> {
+        Self::parse_with(raw.into(), &Limits::default())
+    }
+
+    pub fn parse_with(raw: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+        if raw.len() > limits.max_message_size {
+            return Err(ParseError::TooLarge {
+                size: raw.len(),
+                limit: limits.max_message_size,
+            });
+        }
+        // Leading CRLFs (keep-alives) are not part of the message.
+        let skip = raw
+            .chunks(2)
+            .take_while(|c| *c == b"\r\n")
+            .count()
+            * 2;
+        let raw = raw.slice(skip..);
+        let header_end = memchr::memmem::find(&raw, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
+        let head = &raw[..header_end];
+        if memchr::memmem::find(head, b"\r\n ").is_some() || memchr::memmem::find(head, b"\r\n\t").is_some() {
+            let unfolded = unfold(&raw, header_end);
+            let end = memchr::memmem::find(&unfolded, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
+            return Self::parse_unfolded(unfolded, end, limits);
+        }
+        Self::parse_unfolded(raw, header_end, limits)
+    }
+
+    fn parse_unfolded(raw: Bytes, header_end: usize, limits: &Limits) -> Result<Message, ParseError> {
+        let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::NotUtf8)?;
+        let mut lines = text.split("\r\n");
+        let first = lines.next().unwrap_or_default();
+        let start = parse_start_line(text, first)?;
+        let mut fields = Vec::with_capacity(16);
+        let mut content_length = None;
+        let mut seen_single: u32 = 0;
+        for line in lines {
+            if line.len() > limits.max_header_line {
+                return Err(ParseError::HeaderTooLong(limits.max_header_line));
+            }
+            if fields.len() == limits.max_headers {
+                return Err(ParseError::TooManyHeaders(limits.max_headers));
+            }
+            if line.contains(['\r', '\n']) {
+                return Err(ParseError::BadHeaderLine("a bare CR or LF inside a header line".into()));
+            }
+            let Some((name, value)) = line.split_once(':') else {
+                return Err(ParseError::BadHeaderLine(format!("no ':' in {:.40}", line)));
+            };
+            let name = trim_ws(name);
+            if name.len() != name.trim_start_matches([' ', '\t']).len() || !all_token(name) {
+                return Err(ParseError::BadHeaderLine(format!("{name:.40} is not a header name")));
+            }
+            let value = trim_ws(value);
+            let kind = HeaderName::from_name(name);
+            if kind.is_single() {
+                let bit = 1u32 << (single_index(kind));
+                if seen_single & bit != 0 {
+                    return Err(ParseError::DuplicateHeader(kind.as_str()));
+                }
+                seen_single |= bit;
+            }
+            validate(kind, name, value)?;
+            if kind == HeaderName::ContentLength {
+                content_length = Some(parse_number(value, u32::MAX.into(), "Content-Length must be a decimal number").map_err(|e| bad("Content-Length", e))? as usize);
+            }
+            fields.push(Field {
+                name: kind,
+                name_at: span(text, name),
+                value_at: span(text, value),
+            });
+        }
+        let body_start = header_end + 4;
+        let available = raw.len() - body_start;
+        let body_len = match content_length {
+            Some(n) if n > available => {
+                return Err(ParseError::BodyTooShort {
+                    declared: n,
+                    actual: available,
+                })
+            }
+            Some(n) => n,
+            None => available,
+        };
+        let message = Message {
+            body: (body_start as u32, (body_start + body_len) as u32),
+            raw,
+            start,
+            fields,
+        };
+        message.check_mandatory()?;
+        Ok(message)
+    }
+
+    fn check_mandatory(&self) -> Result<(), ParseError> {
+        for name in [
+            HeaderName::Via,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CallId,
+            HeaderName::CSeq,
+        ] {
+            if !self.fields.iter().any(|f| f.name == name) {
+                return Err(ParseError::MissingHeader(name.as_str()));
+            }
+        }
+        if let StartLine::Request { method, .. } = &self.start {
+            let cseq = self.cseq().ok_or(ParseError::MissingHeader("CSeq"))?;
+            if cseq.method != *method {
+                return Err(ParseError::CSeqMethodMismatch {
+                    method: method.to_string(),
+                    cseq: cseq.method.to_string(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn text(&self, (a, b): Span) -> &str {
+        // Spans always come from the UTF-8-checked header section and fall on
+        // character boundaries, so this never fails.
+        std::str::from_utf8(&self.raw[a as usize..b as usize]).unwrap_or_default()
+    }
+
+    // ----- start line -------------------------------------------------------
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The method a response answers (from CSeq) or the request's method.
+    pub fn cseq_method(&self) -> Option<Method> {
+        self.cseq().map(|c| c.method)
+    }
+
+    pub fn request_uri_str(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Request { uri, .. } => Some(self.text(*uri)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    pub fn request_uri(&self) -> Option<Uri<'_>> {
+        self.request_uri_str().and_then(|u| Uri::parse(u).ok())
+    }
+
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    pub fn reason_phrase(&self) -> Option<&str> {
+        match &self.start {
+            StartLine::Response { reason, .. } => Some(self.text(*reason)),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    // ----- headers by name --------------------------------------------------
+
+    /// Every header field in order: `(name as written, value)`.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.fields
+            .iter()
+            .map(|f| (self.text(f.name_at), self.text(f.value_at)))
+    }
+
+    /// The first value of a known header.
+    pub fn header(&self, name: HeaderName) -> Option<&str> {
+        self.headers(name).next()
+    }
+
+    /// Every field line of a known header, in order.
+    pub fn headers(&self, name: HeaderName) -> impl Iterator<Item = &str> {
+        self.fields
+            .iter()
+            .filter(move |f| f.name == name)
+            .map(|f| self.text(f.value_at))
+    }
+
+    /// Field lines of any header by name (case-insensitive; compact forms too).
+    pub fn headers_named<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+        let known = HeaderName::from_name(name);
+        self.fields
+            .iter()
+            .filter(move |f| {
+                if known == HeaderName::Other {
+                    f.name == HeaderName::Other && self.text(f.name_at).eq_ignore_ascii_case(name)
+                } else {
+                    f.name == known
+                }
+            })
+            .map(|f| self.text(f.value_at))
+    }
+
+    pub fn header_named<'s>(&'s self, name: &'s str) -> Option<&'s str> {
+        self.headers_named(name).next()
+    }
+
+    /// The values of a list header, split at top-level commas across all its lines.
+    pub fn header_values(&self, name: HeaderName) -> Vec<&str> {
+        self.headers(name).flat_map(split_commas).collect()
+    }
+
+    // ----- typed headers ----------------------------------------------------
+
+    pub fn vias(&self) -> Vec<Via<'_>> {
+        self.headers(HeaderName::Via)
+            .filter_map(|v| parse_vias(v).ok())
+            .flatten()
+            .collect()
+    }
+
+    pub fn top_via(&self) -> Option<Via<'_>> {
+        let mut first = None;
+        let v = self.header(HeaderName::Via)?;
+        let _ = scan_vias(v, |via| {
+            first.get_or_insert(via);
+        });
+        first
+    }
+
+    pub fn from(&self) -> Option<NameAddr<'_>> {
+        parse_name_addr(self.header(HeaderName::From)?).ok()
+    }
+
+    pub fn to(&self) -> Option<NameAddr<'_>> {
+        parse_name_addr(self.header(HeaderName::To)?).ok()
+    }
+
+    pub fn call_id(&self) -> Option<&str> {
+        self.header(HeaderName::CallId)
+    }
+
+    pub fn cseq(&self) -> Option<CSeq> {
+        parse_cseq(self.header(HeaderName::CSeq)?).ok()
+    }
+
+    pub fn max_forwards(&self) -> Option<u8> {
+        let v = self.header(HeaderName::MaxForwards)?;
+        parse_number(v, 255, "").ok().map(|n| n as u8)
+    }
+
+    /// Contact, across all its lines: `*`, or the addresses.
+    pub fn contact(&self) -> Option<ContactValue<'_>> {
+        let mut all = Vec::new();
+        for line in self.headers(HeaderName::Contact) {
+            match parse_contact(line).ok()? {
+                ContactValue::Star => return Some(ContactValue::Star),
+                ContactValue::Addresses(a) => all.extend(a),
+            }
+        }
+        (!all.is_empty()).then_some(ContactValue::Addresses(all))
+    }
+
+    pub fn routes(&self) -> Vec<NameAddr<'_>> {
+        self.addr_list(HeaderName::Route)
+    }
+
+    pub fn record_routes(&self) -> Vec<NameAddr<'_>> {
+        self.addr_list(HeaderName::RecordRoute)
+    }
+
+    pub fn addr_list(&self, name: HeaderName) -> Vec<NameAddr<'_>> {
+        self.headers(name)
+            .filter_map(|v| parse_addr_list(v).ok())
+            .flatten()
+            .collect()
+    }
+
+    pub fn content_length(&self) -> usize {
+        self.body().len()
+    }
+
+    pub fn content_type(&self) -> Option<ContentType<'_>> {
+        parse_content_type(self.header(HeaderName::ContentType)?).ok()
+    }
+
+    pub fn expires(&self) -> Option<u32> {
+        parse_number(self.header(HeaderName::Expires)?, u32::MAX.into(), "").ok().map(|n| n as u32)
+    }
+
+    pub fn min_expires(&self) -> Option<u32> {
+        parse_number(self.header(HeaderName::MinExpires)?, u32::MAX.into(), "").ok().map(|n| n as u32)
+    }
+
+    pub fn reasons(&self) -> Vec<Reason<'_>> {
+        self.headers(HeaderName::Reason)
+            .filter_map(|v| parse_reasons(v).ok())
+            .flatten()
+            .collect()
+    }
+
+    /// Feature-Caps values (RFC 6809): each `*` with its feature parameters.
+    pub fn feature_caps(&self) -> Vec<Params<'_>> {
+        self.headers(HeaderName::FeatureCaps)
+            .filter_map(|v| parse_token_params(v, true).ok())
+            .flatten()
+            .map(|(_, p)| p)
+            .collect()
+    }
+
+    pub fn supported(&self) -> Vec<&str> {
+        self.token_list(HeaderName::Supported)
+    }
+
+    pub fn require(&self) -> Vec<&str> {
+        self.token_list(HeaderName::Require)
+    }
+
+    pub fn allow(&self) -> Vec<&str> {
+        self.token_list(HeaderName::Allow)
+    }
+
+    fn token_list(&self, name: HeaderName) -> Vec<&str> {
+        self.headers(name)
+            .filter_map(|v| parse_token_list(v).ok())
+            .flatten()
+            .collect()
+    }
+
+    /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization` or `Proxy-Authorization`.
+    pub fn auth(&self, name: HeaderName) -> Vec<AuthHeader<'_>> {
+        self.headers(name).filter_map(|v| parse_auth(v).ok()).collect()
+    }
+
+    pub fn body(&self) -> Bytes {
+        self.raw.slice(self.body.0 as usize..self.body.1 as usize)
+    }
+
+    // ----- output -----------------------------------------------------------
+
+    /// The canonical form: full header names, no folding, one space after
+    /// `:`, and a Content-Length that matches the body.
+    pub fn to_bytes(&self) -> Bytes {
+        let body = self.body();
+        let mut out = BytesMut::with_capacity(self.raw.len() + 32);
+        let mut head = String::with_capacity(self.body.0 as usize + 32);
+        self.write_head(&mut head);
+        out.extend_from_slice(head.as_bytes());
+        out.extend_from_slice(&body);
+        out.freeze()
+    }
+
+    fn write_head(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        match &self.start {
+            StartLine::Request { method, uri } => {
+                let _ = write!(out, "{method} {} SIP/2.0\r\n", self.text(*uri));
+            }
+            StartLine::Response { code, reason } => {
+                let _ = write!(out, "SIP/2.0 {code} {}\r\n", self.text(*reason));
+            }
+        }
+        for f in &self.fields {
+            if f.name == HeaderName::ContentLength {
+                continue;
+            }
+            let name = if f.name == HeaderName::Other {
+                self.text(f.name_at)
+            } else {
+                f.name.as_str()
+            };
+            let _ = write!(out, "{name}: {}\r\n", self.text(f.value_at));
+        }
+        let _ = write!(out, "Content-Length: {}\r\n\r\n", self.body.1 - self.body.0);
+    }
+}
+
+impl fmt::Display for Message {
+    /// The canonical form, with the body shown as text (lossy for binary bodies).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut head = String::new();
+        self.write_head(&mut head);
+        f.write_str(&head)?;
+        f.write_str(&String::from_utf8_lossy(&self.body()))
+    }
+}
+
+impl fmt::Debug for Message {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl PartialEq for Message {
+    /// Two messages are the same when their canonical forms are.
+    fn eq(&self, other: &Self) -> bool {
+        self.to_bytes() == other.to_bytes()
+    }
+}
+
+fn single_index(name: HeaderName) -> u32 {
+    match name {
+        HeaderName::From => 0,
+        HeaderName::To => 1,
+        HeaderName::CallId => 2,
+        HeaderName::CSeq => 3,
+        HeaderName::MaxForwards => 4,
+        HeaderName::ContentLength => 5,
+        HeaderName::ContentType => 6,
+        HeaderName::Expires => 7,
+        _ => 8,
+    }
+}
+
+/// Splits a header value at commas that are outside quotes and `<>`.
+pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
+    let b = v.as_bytes();
+    let mut start = 0;
+    let mut i = 0;
+    let mut done = false;
+    std::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let (mut quoted, mut angle) = (false, false);
+        while i < b.len() {
+            match b[i] {
+                b'\\' if quoted => i += 1,
+                b'"' => quoted = !quoted,
+                b'<' if !quoted => angle = true,
+                b'>' if !quoted => angle = false,
+                b',' if !quoted && !angle => {
+                    let item = trim_ws(&v[start..i]);
+                    i += 1;
+                    start = i;
+                    return Some(item);
+                }
+                _ => {}
+            }
+            i += 1;
+        }
+        done = true;
+        Some(trim_ws(&v[start.min(v.len())..]))
+    })
+}
+
+fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
+    if line.len() > 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+        // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
+        let mut parts = line.splitn(3, ' ');
+        let version = parts.next().unwrap_or_default();
+        check_version(version)?;
+        let code = parts.next().ok_or(ParseError::BadStartLine("the status line has no status code"))?;
+        let reason = parts.next().ok_or(ParseError::BadStartLine("the status line needs a space after the status code"))?;
+        if code.len() != 3 || !code.bytes().all(|c| c.is_ascii_digit()) || code.starts_with('0') {
+            return Err(ParseError::BadStatusCode(code.chars().take(20).collect()));
+        }
+        let code: u16 = code.parse().map_err(|_| ParseError::BadStatusCode(code.into()))?;
+        if !(100..=699).contains(&code) {
+            return Err(ParseError::BadStatusCode(code.to_string()));
+        }
+        if reason.chars().any(|c| c.is_control() && c != '\t') {
+            return Err(ParseError::BadStartLine("the reason phrase has a control character"));
+        }
+        return Ok(StartLine::Response {
+            code,
+            reason: span(base, reason),
+        });
+    }
+    // Request-Line = Method SP Request-URI SP SIP-Version: single spaces only.
+    let parts: Vec<&str> = line.split(' ').collect();
+    let [method, uri, version] = parts[..] else {
+        return Err(ParseError::BadStartLine(
+            "a request line is METHOD SP Request-URI SP SIP/2.0, with single spaces",
+        ));
+    };
+    if !all_token(method) {
+        return Err(ParseError::BadStartLine("the method is not a token"));
+    }
+    check_version(version)?;
+    if uri.starts_with('<') {
+        return Err(ParseError::BadRequestUri(format!("{uri:.60} must not be enclosed in <>")));
+    }
+    match Uri::parse(uri) {
+        Ok(Uri::Sip(u)) if u.has_headers() => {
+            return Err(ParseError::BadRequestUri(format!("{uri:.60} has headers, which a Request-URI must not carry")));
+        }
+        Ok(_) => {}
+        Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
+    }
+    Ok(StartLine::Request {
+        method: Method::from_token(method),
+        uri: span(base, uri),
+    })
+}
+
+fn check_version(v: &str) -> Result<(), ParseError> {
+    if v.eq_ignore_ascii_case("SIP/2.0") {
+        return Ok(());
+    }
+    let well_formed = v.len() > 4
+        && v[..4].eq_ignore_ascii_case("SIP/")
+        && v[4..].split_once('.').is_some_and(|(a, b)| {
+            !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
+        });
+    if well_formed {
+        Err(ParseError::UnsupportedVersion(v.into()))
+    } else {
+        Err(ParseError::BadStartLine("the SIP version is malformed (expected SIP/2.0)"))
+    }
+}
+
+/// Checks the headers a stack relies on; others are kept as they are.
+fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError> {
+    let canonical = || kind.as_str();
+    match kind {
+        HeaderName::Via => scan_vias(value, |_| {}).map_err(|e| bad(canonical(), e)),
+        HeaderName::From | HeaderName::To => parse_name_addr(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::Contact => {
+            if trim_ws(value) == "*" {
+                return Ok(());
+            }
+            scan_addr_list(value, |a| {
+                let _ = a;
+            })
+            .map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path => {
+            scan_addr_list(value, |_| {}).map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::CallId => check_call_id(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::CSeq => parse_cseq(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::MaxForwards => parse_number(value, 255, "Max-Forwards must be a number from 0 to 255")
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
+        HeaderName::Expires | HeaderName::MinExpires => {
+            parse_number(value, u32::MAX.into(), "the value must be delta-seconds below 2^32")
+                .map(|_| ())
+                .map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::RetryAfter => {
+            let secs = value.split([';', '(', ' ']).next().unwrap_or_default();
+            parse_number(secs, u32::MAX.into(), "Retry-After must be delta-seconds below 2^32")
+                .map(|_| ())
+                .map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::ContentType => parse_content_type(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::Date => check_date(value).map_err(|e| bad(canonical(), e)),
+        HeaderName::Warning => check_warning(value).map_err(|e| bad(canonical(), e)),
+        HeaderName::Reason => parse_reasons(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::FeatureCaps => parse_token_params(value, true).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::Supported | HeaderName::Require | HeaderName::ProxyRequire | HeaderName::Unsupported | HeaderName::Allow => {
+            parse_token_list(value).map(|_| ()).map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::WwwAuthenticate | HeaderName::ProxyAuthenticate | HeaderName::Authorization | HeaderName::ProxyAuthorization => {
+            parse_auth(value).map(|_| ()).map_err(|e| bad(canonical(), e))
+        }
+        HeaderName::Other => {
+            // Unknown headers pass through, but their quotes must balance.
+            let mut quoted = false;
+            let mut escaped = false;
+            for c in value.bytes() {
+                match c {
+                    _ if escaped => escaped = false,
+                    b'\\' if quoted => escaped = true,
+                    b'"' => quoted = !quoted,
+                    _ => {}
+                }
+            }
+            if quoted {
+                Err(bad(name, "a quoted string is not closed"))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}

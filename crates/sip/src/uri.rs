@@ -1,0 +1,501 @@
+//! `sip:`, `sips:` and `tel:` URIs (RFC 3261 §19.1, RFC 3966), borrowed from
+//! the message text, with the comparison rules of RFC 3261 §19.1.4.
+//!
+//! Parameters and headers stay as the raw validated text and are iterated on
+//! demand, so parsing a URI allocates nothing.
+
+use std::fmt;
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::scan::{is_unreserved, unescape, valid_escaped};
+
+/// Why a URI did not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{uri:?}: {reason}")]
+pub struct UriError {
+    pub uri: String,
+    pub reason: &'static str,
+}
+
+fn err<T>(uri: &str, reason: &'static str) -> Result<T, UriError> {
+    Err(UriError {
+        uri: uri.to_owned(),
+        reason,
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Host<'a> {
+    Domain(&'a str),
+    V4(Ipv4Addr),
+    V6(Ipv6Addr),
+}
+
+impl fmt::Display for Host<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Domain(d) => f.write_str(d),
+            Host::V4(a) => a.fmt(f),
+            Host::V6(a) => write!(f, "[{a}]"),
+        }
+    }
+}
+
+impl<'a> Host<'a> {
+    /// Parses `hostname / IPv4address / IPv6reference`.
+    pub fn parse(s: &'a str) -> Option<Host<'a>> {
+        if let Some(v6) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+            return v6.parse().ok().map(Host::V6);
+        }
+        if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            return s.parse().ok().map(Host::V4);
+        }
+        let labels_ok = s
+            .trim_end_matches('.')
+            .split('.')
+            .all(|l| {
+                !l.is_empty()
+                    && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                    && !l.starts_with('-')
+                    && !l.ends_with('-')
+            });
+        (!s.is_empty() && labels_ok).then_some(Host::Domain(s))
+    }
+
+    fn eq_ignore_case(&self, other: &Host<'_>) -> bool {
+        match (self, other) {
+            (Host::Domain(a), Host::Domain(b)) => a.eq_ignore_ascii_case(b),
+            (Host::V4(a), Host::V4(b)) => a == b,
+            (Host::V6(a), Host::V6(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// A `sip:` or `sips:` URI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SipUri<'a> {
+    pub secure: bool,
+    pub user: Option<&'a str>,
+    pub password: Option<&'a str>,
+    pub host: Host<'a>,
+    pub port: Option<u16>,
+    /// The raw `;name=value` section without its first `;` ("" when none).
+    params: &'a str,
+    /// The raw `name=value&…` section without its `?` ("" when none).
+    headers: &'a str,
+}
+
+fn user_char(c: u8) -> bool {
+    is_unreserved(c) || b"&=+$,;?/".contains(&c)
+}
+fn password_char(c: u8) -> bool {
+    is_unreserved(c) || b"&=+$,".contains(&c)
+}
+fn param_char(c: u8) -> bool {
+    is_unreserved(c) || b"[]/:&+$".contains(&c)
+}
+fn header_char(c: u8) -> bool {
+    is_unreserved(c) || b"[]/?:+$".contains(&c)
+}
+
+impl<'a> SipUri<'a> {
+    pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
+        let (secure, rest) = match s.split_once(':') {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sips") => (true, rest),
+            _ => return err(s, "not a sip: or sips: URI"),
+        };
+        let (rest, headers) = match rest.split_once('?') {
+            Some((_, "")) => return err(s, "a '?' starts an empty header section"),
+            Some((r, h)) => (r, h),
+            None => (rest, ""),
+        };
+        // The userinfo ends at the last '@' before the host; '@' is not
+        // allowed unescaped in user or password.
+        let (userinfo, hostpart) = match rest.rfind('@') {
+            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+            None => (None, rest),
+        };
+        let (user, password) = match userinfo {
+            None => (None, None),
+            Some(ui) => {
+                let (u, p) = match ui.split_once(':') {
+                    Some((u, p)) => (u, Some(p)),
+                    None => (ui, None),
+                };
+                if u.is_empty() || !valid_escaped(u, user_char) {
+                    return err(s, "the user part has a character that must be escaped");
+                }
+                if let Some(p) = p {
+                    if !valid_escaped(p, password_char) {
+                        return err(s, "the password has a character that must be escaped");
+                    }
+                }
+                (Some(u), p)
+            }
+        };
+        let (hostport, params) = match hostpart.split_once(';') {
+            Some((h, p)) => (h, p),
+            None => (hostpart, ""),
+        };
+        let (host, port) = split_host_port(hostport).ok_or_else(|| UriError {
+            uri: s.to_owned(),
+            reason: "the host or port is malformed",
+        })?;
+        for p in params.split(';').filter(|_| !params.is_empty()) {
+            let (name, value) = match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            };
+            if name.is_empty() || !valid_escaped(name, param_char) {
+                return err(s, "a URI parameter name is empty or has an invalid character");
+            }
+            if let Some(v) = value {
+                if v.is_empty() || !valid_escaped(v, param_char) {
+                    return err(s, "a URI parameter value is empty or has an invalid character");
+                }
+            }
+        }
+        if !headers.is_empty() {
+            for h in headers.split('&') {
+                let Some((name, value)) = h.split_once('=') else {
+                    return err(s, "a URI header has no '='");
+                };
+                if name.is_empty()
+                    || !valid_escaped(name, header_char)
+                    || !valid_escaped(value, header_char)
+                {
+                    return err(s, "a URI header has an invalid character");
+                }
+            }
+        }
+        Ok(SipUri {
+            secure,
+            user,
+            password,
+            host,
+            port,
+            params,
+            headers,
+        })
+    }
+
+    /// URI parameters in order: `(name, value)`.
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        let params = self.params;
+        params
+            .split(';')
+            .filter(move |_| !params.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            })
+    }
+
+    /// The value of a parameter (case-insensitive name); `Some(None)` for a flag.
+    pub fn param(&self, name: &str) -> Option<Option<&'a str>> {
+        self.params()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    pub fn has_param(&self, name: &str) -> bool {
+        self.param(name).is_some()
+    }
+
+    /// URI headers (`?name=value&…`), still escaped.
+    pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a str)> + 'a {
+        let headers = self.headers;
+        headers
+            .split('&')
+            .filter(move |_| !headers.is_empty())
+            .filter_map(|h| h.split_once('='))
+    }
+
+    pub fn has_headers(&self) -> bool {
+        !self.headers.is_empty()
+    }
+
+    pub fn transport(&self) -> Option<&'a str> {
+        self.param("transport").flatten()
+    }
+
+    /// RFC 3261 §19.1.4: are these the same resource?
+    pub fn equivalent(&self, other: &SipUri<'_>) -> bool {
+        let same_opt = |a: Option<&str>, b: Option<&str>| match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => unescape(a) == unescape(b),
+            _ => false,
+        };
+        if self.secure != other.secure
+            || !same_opt(self.user, other.user)
+            || !same_opt(self.password, other.password)
+            || !self.host.eq_ignore_case(&other.host)
+            || self.port != other.port
+        {
+            return false;
+        }
+        let lower = |v: Option<&str>| v.map(|v| unescape(v).to_ascii_lowercase());
+        // user, ttl, method, maddr and transport must match when either has them.
+        for name in ["user", "ttl", "method", "maddr", "transport"] {
+            let (a, b) = (self.param(name), other.param(name));
+            if a.is_some() || b.is_some() {
+                match (a, b) {
+                    (Some(a), Some(b)) if lower(a) == lower(b) => {}
+                    _ => return false,
+                }
+            }
+        }
+        // Any other parameter in both must match.
+        for (name, value) in self.params() {
+            if let Some(v) = other.param(name) {
+                if lower(value) != lower(v) {
+                    return false;
+                }
+            }
+        }
+        // Headers must match as a set, either way.
+        let contains = |hs: &SipUri<'_>, n: &str, v: &str| {
+            hs.headers().any(|(hn, hv)| {
+                unescape(hn).eq_ignore_ascii_case(&unescape(n)) && unescape(hv) == unescape(v)
+            })
+        };
+        self.headers().all(|(n, v)| contains(other, n, v))
+            && other.headers().all(|(n, v)| contains(self, n, v))
+    }
+}
+
+fn split_host_port(s: &str) -> Option<(Host<'_>, Option<u16>)> {
+    let (host, port) = if s.starts_with('[') {
+        let end = s.find(']')?;
+        let (h, rest) = s.split_at(end + 1);
+        match rest.strip_prefix(':') {
+            Some(p) => (h, Some(p)),
+            None if rest.is_empty() => (h, None),
+            None => return None,
+        }
+    } else {
+        match s.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    let port = match port {
+        Some(p) if !p.is_empty() && p.len() <= 5 && p.bytes().all(|c| c.is_ascii_digit()) => {
+            Some(p.parse::<u16>().ok()?)
+        }
+        Some(_) => return None,
+        None => None,
+    };
+    Some((Host::parse(host)?, port))
+}
+
+impl fmt::Display for SipUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.secure { "sips:" } else { "sip:" })?;
+        if let Some(u) = self.user {
+            f.write_str(u)?;
+            if let Some(p) = self.password {
+                write!(f, ":{p}")?;
+            }
+            f.write_str("@")?;
+        }
+        write!(f, "{}", self.host)?;
+        if let Some(p) = self.port {
+            write!(f, ":{p}")?;
+        }
+        if !self.params.is_empty() {
+            write!(f, ";{}", self.params)?;
+        }
+        if !self.headers.is_empty() {
+            write!(f, "?{}", self.headers)?;
+        }
+        Ok(())
+    }
+}
+
+/// A `tel:` URI (RFC 3966): the number and its parameters, unvalidated beyond syntax.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TelUri<'a> {
+    pub number: &'a str,
+    params: &'a str,
+}
+
+impl<'a> TelUri<'a> {
+    pub fn parse(s: &'a str) -> Result<TelUri<'a>, UriError> {
+        let Some(rest) = s.get(..4).filter(|p| p.eq_ignore_ascii_case("tel:")).map(|_| &s[4..]) else {
+            return err(s, "not a tel: URI");
+        };
+        let (number, params) = rest.split_once(';').unwrap_or((rest, ""));
+        let digits_ok = number.strip_prefix('+').unwrap_or(number).bytes().all(|c| {
+            c.is_ascii_hexdigit() || b"*#-.()pPwW".contains(&c)
+        });
+        if number.is_empty() || !digits_ok {
+            return err(s, "the telephone number has an invalid character");
+        }
+        if !params.is_empty() && !valid_escaped(params, |c| param_char(c) || c == b';' || c == b'=') {
+            return err(s, "a tel: parameter has an invalid character");
+        }
+        Ok(TelUri { number, params })
+    }
+
+    pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
+        let params = self.params;
+        params
+            .split(';')
+            .filter(move |_| !params.is_empty())
+            .map(|p| match p.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (p, None),
+            })
+    }
+}
+
+impl fmt::Display for TelUri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "tel:{}", self.number)?;
+        if !self.params.is_empty() {
+            write!(f, ";{}", self.params)?;
+        }
+        Ok(())
+    }
+}
+
+/// Any URI a SIP message may carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Uri<'a> {
+    Sip(SipUri<'a>),
+    Tel(TelUri<'a>),
+    /// An absoluteURI of another scheme, kept as it is (a proxy forwards it).
+    Other { scheme: &'a str, rest: &'a str },
+}
+
+impl<'a> Uri<'a> {
+    pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        let Some((scheme, rest)) = s.split_once(':') else {
+            return err(s, "no scheme (expected e.g. sip:user@host)");
+        };
+        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
+            && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c));
+        if !scheme_ok {
+            return err(s, "the scheme is malformed");
+        }
+        if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
+            return SipUri::parse(s).map(Uri::Sip);
+        }
+        if scheme.eq_ignore_ascii_case("tel") {
+            return TelUri::parse(s).map(Uri::Tel);
+        }
+        // RFC 3261 absoluteURI: uric characters only, escapes valid.
+        let uric = |c: u8| is_unreserved(c) || b";/?:@&=+$,[]".contains(&c);
+        if rest.is_empty() || !valid_escaped(rest, uric) {
+            return err(s, "the URI has a character that must be escaped");
+        }
+        Ok(Uri::Other { scheme, rest })
+    }
+
+    pub fn as_sip(&self) -> Option<&SipUri<'a>> {
+        match self {
+            Uri::Sip(u) => Some(u),
+            _ => None,
+        }
+    }
+
+    pub fn scheme(&self) -> &'a str {
+        match self {
+            Uri::Sip(u) if u.secure => "sips",
+            Uri::Sip(_) => "sip",
+            Uri::Tel(_) => "tel",
+            Uri::Other { scheme, .. } => scheme,
+        }
+    }
+}
+
+impl fmt::Display for Uri<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Uri::Sip(u) => u.fmt(f),
+            Uri::Tel(u) => u.fmt(f),
+            Uri::Other { scheme, rest } => write!(f, "{scheme}:{rest}"),
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_parts() {
+        let u = SipUri::parse("sips:alice:secret@Atlanta.com:5061;transport=tcp;lr?subject=project%20x&priority=urgent").unwrap();
+        assert!(u.secure);
+        assert_eq!(u.user, Some("alice"));
+        assert_eq!(u.password, Some("secret"));
+        assert_eq!(u.host, Host::Domain("Atlanta.com"));
+        assert_eq!(u.port, Some(5061));
+        assert_eq!(u.transport(), Some("tcp"));
+        assert_eq!(u.param("lr"), Some(None));
+        assert_eq!(u.headers().count(), 2);
+        assert_eq!(u.to_string(), "sips:alice:secret@Atlanta.com:5061;transport=tcp;lr?subject=project%20x&priority=urgent");
+        let v6 = SipUri::parse("sip:[2001:db8::10]:5070").unwrap();
+        assert_eq!(v6.host, Host::V6("2001:db8::10".parse().unwrap()));
+        assert_eq!(v6.port, Some(5070));
+        assert!(SipUri::parse("sip:user;par=u%40example.net@example.com").is_ok());
+    }
+
+    #[test]
+    fn rejects_malformed() {
+        for bad in [
+            "sip:",
+            "sip:user@",
+            "sip:user@host:99999",
+            "sip:user@host:",
+            "sip:us er@host",
+            "sip:user@ho_st",
+            "sip:user@host;=x",
+            "sip:user@host?noequals",
+            "http//x",
+        ] {
+            assert!(Uri::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn rfc3261_19_1_4_equivalent() {
+        let eq = [
+            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
+            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
+            ("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com", "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"),
+            ("sip:alice@atlanta.com?subject=project%20x&priority=urgent", "sip:alice@atlanta.com?priority=urgent&subject=project%20x"),
+        ];
+        for (a, b) in eq {
+            let (a, b) = (SipUri::parse(a).unwrap(), SipUri::parse(b).unwrap());
+            assert!(a.equivalent(&b) && b.equivalent(&a), "{a} == {b}");
+        }
+        let ne = [
+            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
+            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
+            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
+            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+        ];
+        for (a, b) in ne {
+            let (a, b) = (SipUri::parse(a).unwrap(), SipUri::parse(b).unwrap());
+            assert!(!a.equivalent(&b), "{a} != {b}");
+        }
+    }
+
+    #[test]
+    fn tel_and_other_schemes() {
+        let t = Uri::parse("tel:+1-201-555-0123;phone-context=example.com").unwrap();
+        assert_eq!(t.scheme(), "tel");
+        let o = Uri::parse("nobodyknowsthisscheme:totallyopaquecontent").unwrap();
+        assert_eq!(o.scheme(), "nobodyknowsthisscheme");
+        assert_eq!(o.to_string(), "nobodyknowsthisscheme:totallyopaquecontent");
+    }
+}
