@@ -84,7 +84,9 @@ impl PhoneNumber {
 
     /// Wraps an already-normalised number, as the call directory stores it.
     pub fn from_e164(value: i64) -> Option<Self> {
-        (1..=Self::MAX).contains(&value).then_some(PhoneNumber(value))
+        (1..=Self::MAX)
+            .contains(&value)
+            .then_some(PhoneNumber(value))
     }
 
     /// The number as the call directory keys it.
@@ -203,7 +205,10 @@ mod tests {
             Handle::phone_number("+1 (800) 555-1234").unwrap().value(),
             "+18005551234"
         );
-        assert_eq!(Handle::generic("sip:bob@example.com").value(), "sip:bob@example.com");
+        assert_eq!(
+            Handle::generic("sip:bob@example.com").value(),
+            "sip:bob@example.com"
+        );
         assert_eq!(
             Handle::email_address("a@b.c").handle_type(),
             HandleType::EmailAddress

@@ -3,5 +3,5 @@
 pub mod directory;
 pub mod handle;
 
-pub use directory::{CallDirectory, DirectoryEntry};
+pub use directory::{CallDirectory, CallDirectoryError, DirectoryEntry, DirectoryLoader};
 pub use handle::{Handle, HandleType, PhoneNumber, PhoneNumberError};
