@@ -1,12 +1,29 @@
 //! `callkit-voip`: the one binary.
 
-use clap::Parser;
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(name = "callkit-voip", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() -> anyhow::Result<()> {
-    let _cli = Cli::parse();
-    Ok(())
+#[derive(Subcommand)]
+enum Command {
+    /// Call Directory: blocked numbers and caller labels.
+    Directory {
+        #[command(subcommand)]
+        cmd: cli::directory::DirectoryCommand,
+    },
+}
+
+fn main() -> anyhow::Result<ExitCode> {
+    match Cli::parse().command {
+        Command::Directory { cmd } => cli::directory::run(cmd),
+    }
 }

@@ -1,0 +1,3 @@
+//! One module per `callkit-voip <noun>`.
+
+pub mod directory;
