@@ -147,15 +147,15 @@ fn corrupt<T>(problem: impl Into<String>) -> Result<T, Problem> {
 }
 
 fn decode(bytes: &[u8]) -> Result<DirectorySnapshot, Problem> {
+    if !bytes.starts_with(MAGIC) && !MAGIC.starts_with(bytes) {
+        return corrupt("it does not start with \"CKCALLDR\", so it is not a call directory file");
+    }
     if bytes.len() < HEADER_LEN + 8 {
         return corrupt(format!(
             "it is {} bytes, shorter than the {} byte header",
             bytes.len(),
             HEADER_LEN + 8
         ));
-    }
-    if &bytes[..8] != MAGIC {
-        return corrupt("it does not start with \"CKCALLDR\", so it is not a call directory file");
     }
     let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
