@@ -99,6 +99,15 @@ impl DirectoryLoader {
 }
 
 fn parse_number(bytes: &[u8]) -> Result<PhoneNumber, TextErrorKind> {
+    // Machine-written lists are bare digits; skip the general parser for them.
+    if (1..=15).contains(&bytes.len()) && bytes.iter().all(u8::is_ascii_digit) {
+        let value = bytes
+            .iter()
+            .fold(0i64, |v, &b| v * 10 + i64::from(b - b'0'));
+        if let Some(number) = PhoneNumber::from_e164(value) {
+            return Ok(number);
+        }
+    }
     let text = std::str::from_utf8(bytes).map_err(|_| TextErrorKind::InvalidUtf8)?;
     PhoneNumber::parse(text).map_err(TextErrorKind::Number)
 }
