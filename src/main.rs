@@ -20,6 +20,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Call Directory: blocked numbers and caller labels.
+    Directory {
+        #[command(subcommand)]
+        cmd: cli::directory::DirectoryCommand,
+    },
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
     Simulate(cli::simulate::SimulateArgs),
 }
@@ -34,6 +39,7 @@ fn main() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Directory { cmd } => cli::directory::run(cmd),
         Command::Simulate(args) => {
             print!("{}", cli::simulate::run(args)?);
             Ok(ExitCode::SUCCESS)

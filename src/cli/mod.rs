@@ -1,3 +1,4 @@
 //! The subcommands of the `callkit-voip` binary, one module each.
 
+pub mod directory;
 pub mod simulate;

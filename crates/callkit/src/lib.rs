@@ -167,7 +167,7 @@ pub use audio::{
     ActiveAudioSession, AudioCategory, AudioMode, AudioOptions, AudioSessionConfiguration,
 };
 pub use configuration::ProviderConfiguration;
-pub use directory::{CallDirectory, DirectoryEntry};
+pub use directory::{CallDirectory, CallDirectoryError, DirectoryEntry, DirectoryLoader};
 pub use error::{CallEndedReason, IncomingCallError, ProviderError, RequestTransactionError};
 pub use events::ProviderEvent;
 pub use handle::{call_uuid_for_call_id, Handle, HandleType, PhoneNumber, PhoneNumberError};

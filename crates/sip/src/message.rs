@@ -7,7 +7,9 @@ use std::fmt;
 use bytes::{Bytes, BytesMut};
 
 use crate::error::ParseError;
-use crate::header::addr::{parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr};
+use crate::header::addr::{
+    parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr,
+};
 use crate::header::simple::{
     check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
     parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader, CSeq,
@@ -67,7 +69,7 @@ fn span(base: &str, part: &str) -> Span {
 }
 
 fn trim_ws(s: &str) -> &str {
-    s.trim_matches(|c| c == ' ' || c == '\t')
+    s.trim_matches([' ', '\t'])
 }
 
 fn bad(name: &str, reason: impl ToString) -> ParseError {
@@ -84,7 +86,10 @@ fn unfold(raw: &[u8], header_end: usize) -> Bytes {
     let head = &raw[..header_end];
     let mut i = 0;
     while i < head.len() {
-        if head[i] == b'\r' && head.get(i + 1) == Some(&b'\n') && head.get(i + 2).is_some_and(|c| is_ws(*c)) {
+        if head[i] == b'\r'
+            && head.get(i + 1) == Some(&b'\n')
+            && head.get(i + 2).is_some_and(|c| is_ws(*c))
+        {
             // Drop trailing white space already written, then the fold itself.
             while out.last().is_some_and(|c| is_ws(*c)) {
                 out.truncate(out.len() - 1);
@@ -119,15 +124,13 @@ impl Message {
             });
         }
         // Leading CRLFs (keep-alives) are not part of the message.
-        let skip = raw
-            .chunks(2)
-            .take_while(|c| *c == b"\r\n")
-            .count()
-            * 2;
+        let skip = raw.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
         let raw = raw.slice(skip..);
         let header_end = memchr::memmem::find(&raw, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
         let head = &raw[..header_end];
-        if memchr::memmem::find(head, b"\r\n ").is_some() || memchr::memmem::find(head, b"\r\n\t").is_some() {
+        if memchr::memmem::find(head, b"\r\n ").is_some()
+            || memchr::memmem::find(head, b"\r\n\t").is_some()
+        {
             let unfolded = unfold(&raw, header_end);
             let end = memchr::memmem::find(&unfolded, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
             return Self::parse_unfolded(unfolded, end, limits);
@@ -135,7 +138,11 @@ impl Message {
         Self::parse_unfolded(raw, header_end, limits)
     }
 
-    fn parse_unfolded(raw: Bytes, header_end: usize, limits: &Limits) -> Result<Message, ParseError> {
+    fn parse_unfolded(
+        raw: Bytes,
+        header_end: usize,
+        limits: &Limits,
+    ) -> Result<Message, ParseError> {
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::NotUtf8)?;
         let mut lines = text.split("\r\n");
         let first = lines.next().unwrap_or_default();
@@ -151,14 +158,18 @@ impl Message {
                 return Err(ParseError::TooManyHeaders(limits.max_headers));
             }
             if line.contains(['\r', '\n']) {
-                return Err(ParseError::BadHeaderLine("a bare CR or LF inside a header line".into()));
+                return Err(ParseError::BadHeaderLine(
+                    "a bare CR or LF inside a header line".into(),
+                ));
             }
             let Some((name, value)) = line.split_once(':') else {
                 return Err(ParseError::BadHeaderLine(format!("no ':' in {:.40}", line)));
             };
             let name = trim_ws(name);
             if name.len() != name.trim_start_matches([' ', '\t']).len() || !all_token(name) {
-                return Err(ParseError::BadHeaderLine(format!("{name:.40} is not a header name")));
+                return Err(ParseError::BadHeaderLine(format!(
+                    "{name:.40} is not a header name"
+                )));
             }
             let value = trim_ws(value);
             let kind = HeaderName::from_name(name);
@@ -171,7 +182,14 @@ impl Message {
             }
             validate(kind, name, value)?;
             if kind == HeaderName::ContentLength {
-                content_length = Some(parse_number(value, u32::MAX.into(), "Content-Length must be a decimal number").map_err(|e| bad("Content-Length", e))? as usize);
+                content_length = Some(
+                    parse_number(
+                        value,
+                        u32::MAX.into(),
+                        "Content-Length must be a decimal number",
+                    )
+                    .map_err(|e| bad("Content-Length", e))? as usize,
+                );
             }
             fields.push(Field {
                 name: kind,
@@ -395,11 +413,15 @@ impl Message {
     }
 
     pub fn expires(&self) -> Option<u32> {
-        parse_number(self.header(HeaderName::Expires)?, u32::MAX.into(), "").ok().map(|n| n as u32)
+        parse_number(self.header(HeaderName::Expires)?, u32::MAX.into(), "")
+            .ok()
+            .map(|n| n as u32)
     }
 
     pub fn min_expires(&self) -> Option<u32> {
-        parse_number(self.header(HeaderName::MinExpires)?, u32::MAX.into(), "").ok().map(|n| n as u32)
+        parse_number(self.header(HeaderName::MinExpires)?, u32::MAX.into(), "")
+            .ok()
+            .map(|n| n as u32)
     }
 
     pub fn reasons(&self) -> Vec<Reason<'_>> {
@@ -439,7 +461,9 @@ impl Message {
 
     /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization` or `Proxy-Authorization`.
     pub fn auth(&self, name: HeaderName) -> Vec<AuthHeader<'_>> {
-        self.headers(name).filter_map(|v| parse_auth(v).ok()).collect()
+        self.headers(name)
+            .filter_map(|v| parse_auth(v).ok())
+            .collect()
     }
 
     pub fn body(&self) -> Bytes {
@@ -560,17 +584,25 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
         check_version(version)?;
-        let code = parts.next().ok_or(ParseError::BadStartLine("the status line has no status code"))?;
-        let reason = parts.next().ok_or(ParseError::BadStartLine("the status line needs a space after the status code"))?;
+        let code = parts.next().ok_or(ParseError::BadStartLine(
+            "the status line has no status code",
+        ))?;
+        let reason = parts.next().ok_or(ParseError::BadStartLine(
+            "the status line needs a space after the status code",
+        ))?;
         if code.len() != 3 || !code.bytes().all(|c| c.is_ascii_digit()) || code.starts_with('0') {
             return Err(ParseError::BadStatusCode(code.chars().take(20).collect()));
         }
-        let code: u16 = code.parse().map_err(|_| ParseError::BadStatusCode(code.into()))?;
+        let code: u16 = code
+            .parse()
+            .map_err(|_| ParseError::BadStatusCode(code.into()))?;
         if !(100..=699).contains(&code) {
             return Err(ParseError::BadStatusCode(code.to_string()));
         }
         if reason.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ParseError::BadStartLine("the reason phrase has a control character"));
+            return Err(ParseError::BadStartLine(
+                "the reason phrase has a control character",
+            ));
         }
         return Ok(StartLine::Response {
             code,
@@ -589,11 +621,15 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
     }
     check_version(version)?;
     if uri.starts_with('<') {
-        return Err(ParseError::BadRequestUri(format!("{uri:.60} must not be enclosed in <>")));
+        return Err(ParseError::BadRequestUri(format!(
+            "{uri:.60} must not be enclosed in <>"
+        )));
     }
     match Uri::parse(uri) {
         Ok(Uri::Sip(u)) if u.has_headers() => {
-            return Err(ParseError::BadRequestUri(format!("{uri:.60} has headers, which a Request-URI must not carry")));
+            return Err(ParseError::BadRequestUri(format!(
+                "{uri:.60} has headers, which a Request-URI must not carry"
+            )));
         }
         Ok(_) => {}
         Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
@@ -616,7 +652,9 @@ fn check_version(v: &str) -> Result<(), ParseError> {
     if well_formed {
         Err(ParseError::UnsupportedVersion(v.into()))
     } else {
-        Err(ParseError::BadStartLine("the SIP version is malformed (expected SIP/2.0)"))
+        Err(ParseError::BadStartLine(
+            "the SIP version is malformed (expected SIP/2.0)",
+        ))
     }
 }
 
@@ -625,7 +663,9 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
     let canonical = || kind.as_str();
     match kind {
         HeaderName::Via => scan_vias(value, |_| {}).map_err(|e| bad(canonical(), e)),
-        HeaderName::From | HeaderName::To => parse_name_addr(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::From | HeaderName::To => parse_name_addr(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
         HeaderName::Contact => {
             if trim_ws(value) == "*" {
                 return Ok(());
@@ -638,33 +678,58 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path => {
             scan_addr_list(value, |_| {}).map_err(|e| bad(canonical(), e))
         }
-        HeaderName::CallId => check_call_id(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
-        HeaderName::CSeq => parse_cseq(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
-        HeaderName::MaxForwards => parse_number(value, 255, "Max-Forwards must be a number from 0 to 255")
+        HeaderName::CallId => check_call_id(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),
-        HeaderName::Expires | HeaderName::MinExpires => {
-            parse_number(value, u32::MAX.into(), "the value must be delta-seconds below 2^32")
+        HeaderName::CSeq => parse_cseq(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
+        HeaderName::MaxForwards => {
+            parse_number(value, 255, "Max-Forwards must be a number from 0 to 255")
                 .map(|_| ())
                 .map_err(|e| bad(canonical(), e))
         }
+        HeaderName::Expires | HeaderName::MinExpires => parse_number(
+            value,
+            u32::MAX.into(),
+            "the value must be delta-seconds below 2^32",
+        )
+        .map(|_| ())
+        .map_err(|e| bad(canonical(), e)),
         HeaderName::RetryAfter => {
             let secs = value.split([';', '(', ' ']).next().unwrap_or_default();
-            parse_number(secs, u32::MAX.into(), "Retry-After must be delta-seconds below 2^32")
-                .map(|_| ())
-                .map_err(|e| bad(canonical(), e))
+            parse_number(
+                secs,
+                u32::MAX.into(),
+                "Retry-After must be delta-seconds below 2^32",
+            )
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e))
         }
-        HeaderName::ContentType => parse_content_type(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
+        HeaderName::ContentType => parse_content_type(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
         HeaderName::Date => check_date(value).map_err(|e| bad(canonical(), e)),
         HeaderName::Warning => check_warning(value).map_err(|e| bad(canonical(), e)),
-        HeaderName::Reason => parse_reasons(value).map(|_| ()).map_err(|e| bad(canonical(), e)),
-        HeaderName::FeatureCaps => parse_token_params(value, true).map(|_| ()).map_err(|e| bad(canonical(), e)),
-        HeaderName::Supported | HeaderName::Require | HeaderName::ProxyRequire | HeaderName::Unsupported | HeaderName::Allow => {
-            parse_token_list(value).map(|_| ()).map_err(|e| bad(canonical(), e))
-        }
-        HeaderName::WwwAuthenticate | HeaderName::ProxyAuthenticate | HeaderName::Authorization | HeaderName::ProxyAuthorization => {
-            parse_auth(value).map(|_| ()).map_err(|e| bad(canonical(), e))
-        }
+        HeaderName::Reason => parse_reasons(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
+        HeaderName::FeatureCaps => parse_token_params(value, true)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
+        HeaderName::Supported
+        | HeaderName::Require
+        | HeaderName::ProxyRequire
+        | HeaderName::Unsupported
+        | HeaderName::Allow => parse_token_list(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
+        HeaderName::WwwAuthenticate
+        | HeaderName::ProxyAuthenticate
+        | HeaderName::Authorization
+        | HeaderName::ProxyAuthorization => parse_auth(value)
+            .map(|_| ())
+            .map_err(|e| bad(canonical(), e)),
         HeaderName::Other => {
             // Unknown headers pass through, but their quotes must balance.
             let mut quoted = false;

@@ -50,15 +50,12 @@ impl<'a> Host<'a> {
         if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
             return s.parse().ok().map(Host::V4);
         }
-        let labels_ok = s
-            .trim_end_matches('.')
-            .split('.')
-            .all(|l| {
-                !l.is_empty()
-                    && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                    && !l.starts_with('-')
-                    && !l.ends_with('-')
-            });
+        let labels_ok = s.trim_end_matches('.').split('.').all(|l| {
+            !l.is_empty()
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
         (!s.is_empty() && labels_ok).then_some(Host::Domain(s))
     }
 
@@ -149,11 +146,17 @@ impl<'a> SipUri<'a> {
                 None => (p, None),
             };
             if name.is_empty() || !valid_escaped(name, param_char) {
-                return err(s, "a URI parameter name is empty or has an invalid character");
+                return err(
+                    s,
+                    "a URI parameter name is empty or has an invalid character",
+                );
             }
             if let Some(v) = value {
                 if v.is_empty() || !valid_escaped(v, param_char) {
-                    return err(s, "a URI parameter value is empty or has an invalid character");
+                    return err(
+                        s,
+                        "a URI parameter value is empty or has an invalid character",
+                    );
                 }
             }
         }
@@ -324,17 +327,24 @@ pub struct TelUri<'a> {
 
 impl<'a> TelUri<'a> {
     pub fn parse(s: &'a str) -> Result<TelUri<'a>, UriError> {
-        let Some(rest) = s.get(..4).filter(|p| p.eq_ignore_ascii_case("tel:")).map(|_| &s[4..]) else {
+        let Some(rest) = s
+            .get(..4)
+            .filter(|p| p.eq_ignore_ascii_case("tel:"))
+            .map(|_| &s[4..])
+        else {
             return err(s, "not a tel: URI");
         };
         let (number, params) = rest.split_once(';').unwrap_or((rest, ""));
-        let digits_ok = number.strip_prefix('+').unwrap_or(number).bytes().all(|c| {
-            c.is_ascii_hexdigit() || b"*#-.()pPwW".contains(&c)
-        });
+        let digits_ok = number
+            .strip_prefix('+')
+            .unwrap_or(number)
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() || b"*#-.()pPwW".contains(&c));
         if number.is_empty() || !digits_ok {
             return err(s, "the telephone number has an invalid character");
         }
-        if !params.is_empty() && !valid_escaped(params, |c| param_char(c) || c == b';' || c == b'=') {
+        if !params.is_empty() && !valid_escaped(params, |c| param_char(c) || c == b';' || c == b'=')
+        {
             return err(s, "a tel: parameter has an invalid character");
         }
         Ok(TelUri { number, params })
@@ -368,7 +378,10 @@ pub enum Uri<'a> {
     Sip(SipUri<'a>),
     Tel(TelUri<'a>),
     /// An absoluteURI of another scheme, kept as it is (a proxy forwards it).
-    Other { scheme: &'a str, rest: &'a str },
+    Other {
+        scheme: &'a str,
+        rest: &'a str,
+    },
 }
 
 impl<'a> Uri<'a> {
@@ -376,8 +389,13 @@ impl<'a> Uri<'a> {
         let Some((scheme, rest)) = s.split_once(':') else {
             return err(s, "no scheme (expected e.g. sip:user@host)");
         };
-        let scheme_ok = scheme.as_bytes().first().is_some_and(u8::is_ascii_alphabetic)
-            && scheme.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c));
+        let scheme_ok = scheme
+            .as_bytes()
+            .first()
+            .is_some_and(u8::is_ascii_alphabetic)
+            && scheme
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c));
         if !scheme_ok {
             return err(s, "the scheme is malformed");
         }
@@ -422,7 +440,6 @@ impl fmt::Display for Uri<'_> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -465,24 +482,48 @@ mod tests {
     #[test]
     fn rfc3261_19_1_4_equivalent() {
         let eq = [
-            ("sip:%61lice@atlanta.com;transport=TCP", "sip:alice@AtLanTa.CoM;Transport=tcp"),
+            (
+                "sip:%61lice@atlanta.com;transport=TCP",
+                "sip:alice@AtLanTa.CoM;Transport=tcp",
+            ),
             ("sip:carol@chicago.com", "sip:carol@chicago.com;newparam=5"),
-            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;newparam=5"),
-            ("sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com", "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com"),
-            ("sip:alice@atlanta.com?subject=project%20x&priority=urgent", "sip:alice@atlanta.com?priority=urgent&subject=project%20x"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;newparam=5",
+            ),
+            (
+                "sip:biloxi.com;transport=tcp;method=REGISTER?to=sip:bob%40biloxi.com",
+                "sip:biloxi.com;method=REGISTER;transport=tcp?to=sip:bob%40biloxi.com",
+            ),
+            (
+                "sip:alice@atlanta.com?subject=project%20x&priority=urgent",
+                "sip:alice@atlanta.com?priority=urgent&subject=project%20x",
+            ),
         ];
         for (a, b) in eq {
             let (a, b) = (SipUri::parse(a).unwrap(), SipUri::parse(b).unwrap());
             assert!(a.equivalent(&b) && b.equivalent(&a), "{a} == {b}");
         }
         let ne = [
-            ("SIP:ALICE@AtLanTa.CoM;Transport=udp", "sip:alice@AtLanTa.CoM;Transport=UDP"),
+            (
+                "SIP:ALICE@AtLanTa.CoM;Transport=udp",
+                "sip:alice@AtLanTa.CoM;Transport=UDP",
+            ),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com:5060"),
             ("sip:bob@biloxi.com", "sip:bob@biloxi.com;transport=udp"),
-            ("sip:bob@biloxi.com", "sip:bob@biloxi.com:6000;transport=tcp"),
-            ("sip:carol@chicago.com", "sip:carol@chicago.com?Subject=next%20meeting"),
+            (
+                "sip:bob@biloxi.com",
+                "sip:bob@biloxi.com:6000;transport=tcp",
+            ),
+            (
+                "sip:carol@chicago.com",
+                "sip:carol@chicago.com?Subject=next%20meeting",
+            ),
             ("sip:bob@phone21.boxesbybob.com", "sip:bob@192.0.2.4"),
-            ("sip:carol@chicago.com;security=on", "sip:carol@chicago.com;security=off"),
+            (
+                "sip:carol@chicago.com;security=on",
+                "sip:carol@chicago.com;security=off",
+            ),
         ];
         for (a, b) in ne {
             let (a, b) = (SipUri::parse(a).unwrap(), SipUri::parse(b).unwrap());

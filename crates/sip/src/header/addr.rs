@@ -98,7 +98,10 @@ fn scan_one<'a>(sc: &mut Scanner<'a>) -> Result<NameAddr<'a>, AddrError> {
     let mut display_name = None;
     let start = sc.pos;
     if sc.peek() == Some(b'"') {
-        display_name = Some(sc.quoted().ok_or(Syntax("the display name's quotes do not balance"))?);
+        display_name = Some(
+            sc.quoted()
+                .ok_or(Syntax("the display name's quotes do not balance"))?,
+        );
         sc.skip_ws();
         if sc.peek() != Some(b'<') {
             return Err(Syntax("a quoted display name must be followed by <URI>"));
@@ -107,12 +110,16 @@ fn scan_one<'a>(sc: &mut Scanner<'a>) -> Result<NameAddr<'a>, AddrError> {
         // `*(token LWS) <` or a bare addr-spec: look ahead for '<' before any ',' or ';'.
         let rest = sc.rest().as_bytes();
         let lt = rest.iter().position(|&c| c == b'<');
-        let stop = rest.iter().position(|&c| c == b',' || c == b';' || c == b'"');
+        let stop = rest
+            .iter()
+            .position(|&c| c == b',' || c == b';' || c == b'"');
         if let Some(lt) = lt.filter(|&lt| stop.is_none_or(|s| lt < s)) {
-            let name = sc.rest()[..lt].trim_end_matches(|c: char| c == ' ' || c == '\t');
+            let name = sc.rest()[..lt].trim_end_matches([' ', '\t']);
             if !name.is_empty() {
                 if !name.bytes().all(|c| is_token(c) || is_ws(c)) {
-                    return Err(Syntax("an unquoted display name may only hold tokens (quote it)"));
+                    return Err(Syntax(
+                        "an unquoted display name may only hold tokens (quote it)",
+                    ));
                 }
                 display_name = Some(name);
             }
@@ -158,7 +165,9 @@ pub fn parse_name_addr(value: &str) -> Result<NameAddr<'_>, AddrError> {
     let a = scan_one(&mut sc)?;
     sc.skip_ws();
     if !sc.at_end() {
-        return Err(AddrError::Syntax("unexpected text after the address (a ',' in an unquoted display name?)"));
+        return Err(AddrError::Syntax(
+            "unexpected text after the address (a ',' in an unquoted display name?)",
+        ));
     }
     Ok(a)
 }
@@ -208,10 +217,12 @@ mod tests {
 
     #[test]
     fn forms_of_an_address() {
-        let a = parse_name_addr(r#""J Rosenberg \\\"" <sip:jdrosen@example.com> ; tag = 98asjd8"#).unwrap();
+        let a = parse_name_addr(r#""J Rosenberg \\\"" <sip:jdrosen@example.com> ; tag = 98asjd8"#)
+            .unwrap();
         assert_eq!(a.display().unwrap(), r#"J Rosenberg \""#);
         assert_eq!(a.tag(), Some("98asjd8"));
-        let b = parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let b =
+            parse_name_addr("sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
         assert!(!b.bracketed);
         assert_eq!(b.tag(), Some("1918181833n"));
         let c = parse_name_addr("caller<sip:caller@example.com>;tag=323").unwrap();
@@ -223,7 +234,9 @@ mod tests {
     #[test]
     fn contact_lists_and_star() {
         let v = parse_contact(r#""Quoted string \"\"" <sip:jdrosen@example.com> ; newparam = newvalue ; secondparam ; q = 0.33, <sip:a@b>;expires=60"#).unwrap();
-        let ContactValue::Addresses(list) = v else { panic!() };
+        let ContactValue::Addresses(list) = v else {
+            panic!()
+        };
         assert_eq!(list.len(), 2);
         assert_eq!(list[0].q(), 330);
         assert_eq!(list[1].expires(), Some(60));

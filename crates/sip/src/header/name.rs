@@ -160,9 +160,18 @@ mod tests {
         assert_eq!(HeaderName::from_name("i"), HeaderName::CallId);
         assert_eq!(HeaderName::from_name("CALL-id"), HeaderName::CallId);
         assert_eq!(HeaderName::from_name("v"), HeaderName::Via);
-        assert_eq!(HeaderName::from_name("MaX-fOrWaRdS"), HeaderName::MaxForwards);
+        assert_eq!(
+            HeaderName::from_name("MaX-fOrWaRdS"),
+            HeaderName::MaxForwards
+        );
         assert_eq!(HeaderName::from_name("X-Custom"), HeaderName::Other);
-        assert_eq!(HeaderName::from_name("www-authenticate").as_str(), "WWW-Authenticate");
-        assert_eq!(HeaderName::from_name("NewFangledHeaderThatIsVeryLongIndeed"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_name("www-authenticate").as_str(),
+            "WWW-Authenticate"
+        );
+        assert_eq!(
+            HeaderName::from_name("NewFangledHeaderThatIsVeryLongIndeed"),
+            HeaderName::Other
+        );
     }
 }

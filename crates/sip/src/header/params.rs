@@ -73,7 +73,11 @@ impl<'a> Params<'a> {
                 return None;
             }
             let name = sc.token()?;
-            let value = if sc.eat(b'=') { gen_value(&mut sc) } else { None };
+            let value = if sc.eat(b'=') {
+                gen_value(&mut sc)
+            } else {
+                None
+            };
             Some(Param { name, value })
         })
     }

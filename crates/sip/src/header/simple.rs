@@ -16,7 +16,7 @@ pub struct CSeq {
 }
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
-    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let v = v.trim_matches([' ', '\t']);
     let (num, method) = v
         .split_once([' ', '\t'])
         .ok_or("CSeq needs a number and a method")?;
@@ -44,7 +44,7 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
 /// A decimal number of at most `max`, as delta-seconds, Max-Forwards and
 /// Content-Length are written.
 pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
-    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let v = v.trim_matches([' ', '\t']);
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(what);
     }
@@ -59,7 +59,7 @@ pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'stat
 
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
-    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let v = v.trim_matches([' ', '\t']);
     let (a, b) = match v.split_once('@') {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),
@@ -81,11 +81,19 @@ pub fn check_date(v: &str) -> Result<(), &'static str> {
         return Err(E);
     };
     let wk_ok = ["Mon,", "Tue,", "Wed,", "Thu,", "Fri,", "Sat,", "Sun,"].contains(&wkday);
-    let months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let months = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let digits = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_digit());
     let t: Vec<&str> = time.split(':').collect();
     let time_ok = t.len() == 3 && t.iter().all(|p| digits(p, 2));
-    if wk_ok && digits(day, 2) && months.contains(&month) && digits(year, 4) && time_ok && zone == "GMT" {
+    if wk_ok
+        && digits(day, 2)
+        && months.contains(&month)
+        && digits(year, 4)
+        && time_ok
+        && zone == "GMT"
+    {
         Ok(())
     } else {
         Err(E)
@@ -132,7 +140,8 @@ pub struct ContentType<'a> {
 
 impl ContentType<'_> {
     pub fn is(&self, media_type: &str, subtype: &str) -> bool {
-        self.media_type.eq_ignore_ascii_case(media_type) && self.subtype.eq_ignore_ascii_case(subtype)
+        self.media_type.eq_ignore_ascii_case(media_type)
+            && self.subtype.eq_ignore_ascii_case(subtype)
     }
 }
 
@@ -164,7 +173,10 @@ pub struct Reason<'a> {
 
 impl<'a> Reason<'a> {
     pub fn cause(&self) -> Option<u16> {
-        self.params.value("cause").flatten().and_then(|c| c.parse().ok())
+        self.params
+            .value("cause")
+            .flatten()
+            .and_then(|c| c.parse().ok())
     }
     pub fn text(&self) -> Option<Cow<'a, str>> {
         self.params.value("text").flatten().map(unquote)
@@ -205,13 +217,13 @@ pub fn parse_reasons(v: &str) -> Result<Vec<Reason<'_>>, &'static str> {
 
 /// Option tags and methods: `Supported`, `Require`, `Allow`… (may be empty).
 pub fn parse_token_list(v: &str) -> Result<Vec<&str>, &'static str> {
-    let v = v.trim_matches(|c| c == ' ' || c == '\t');
+    let v = v.trim_matches([' ', '\t']);
     if v.is_empty() {
         return Ok(Vec::new());
     }
     v.split(',')
         .map(|t| {
-            let t = t.trim_matches(|c| c == ' ' || c == '\t');
+            let t = t.trim_matches([' ', '\t']);
             if token_only(t) {
                 Ok(t)
             } else {
@@ -250,7 +262,8 @@ pub fn parse_auth(v: &str) -> Result<AuthHeader<'_>, &'static str> {
         }
         sc.skip_ws();
         let value = if sc.peek() == Some(b'"') {
-            sc.quoted().ok_or("an auth parameter's quotes do not balance")?
+            sc.quoted()
+                .ok_or("an auth parameter's quotes do not balance")?
         } else {
             sc.token().ok_or("an auth parameter value is empty")?
         };

@@ -93,7 +93,10 @@ pub fn parse_vias(value: &str) -> Result<Vec<Via<'_>>, &'static str> {
 }
 
 /// Validates and visits each via-parm without allocating.
-pub(crate) fn scan_vias<'a>(value: &'a str, mut each: impl FnMut(Via<'a>)) -> Result<(), &'static str> {
+pub(crate) fn scan_vias<'a>(
+    value: &'a str,
+    mut each: impl FnMut(Via<'a>),
+) -> Result<(), &'static str> {
     let mut sc = Scanner::new(value);
     loop {
         let protocol = sc.token().ok_or("the sent-protocol is missing")?;
@@ -154,8 +157,12 @@ mod tests {
         assert_eq!(vias[0].transport, "TCP");
         assert_eq!(vias[0].branch(), Some("z9hG4bK9ikj8"));
         assert_eq!(vias[1].host, Host::V4("192.168.255.111".parse().unwrap()));
-        assert_eq!(vias[1].to_string(), "SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239");
-        let v = &parse_vias("SIP/2.0/UDP [2001:db8::9]:5070;rport;received=2001:db8::9").unwrap()[0];
+        assert_eq!(
+            vias[1].to_string(),
+            "SIP/2.0/UDP 192.168.255.111;branch=z9hG4bK30239"
+        );
+        let v =
+            &parse_vias("SIP/2.0/UDP [2001:db8::9]:5070;rport;received=2001:db8::9").unwrap()[0];
         assert_eq!(v.port, Some(5070));
         assert_eq!(v.rport(), Some(None));
     }
