@@ -597,3 +597,56 @@ fn observer_reports_every_change() {
     assert!(changes[2].has_ended);
     assert!(changes.iter().all(|c| c.uuid == uuid && !c.is_outgoing));
 }
+
+#[test]
+fn the_call_directory_blocks_and_identifies_callers() {
+    let directory = CallDirectory::new();
+    let mut load = directory.begin_full_load();
+    let blocked = PhoneNumber::parse("+1 (800) 555-0100").unwrap();
+    let acme = PhoneNumber::parse("+1 (800) 555-0199").unwrap();
+    load.add_blocking_entry(blocked).unwrap();
+    load.add_identification_entry(acme, "Acme Support").unwrap();
+    directory.reload(load).unwrap();
+
+    let mut sim = Sim::new();
+    sim.sys.set_call_directory(directory.clone());
+    let rejected = sim
+        .sys
+        .report_new_incoming_call(
+            sim.now,
+            Uuid::new_v4(),
+            CallUpdate::caller(Handle::PhoneNumber(blocked), "Spam"),
+        )
+        .unwrap_err();
+    assert_eq!(rejected.error, IncomingCallError::FilteredByBlockList);
+    assert_eq!(rejected.error.code(), 4);
+    assert!(sim.sys.calls().is_empty() && sim.sys.screen().ringing.is_none());
+
+    // No name in the update: the directory's label becomes the caller name.
+    let uuid = Uuid::new_v4();
+    let update = CallUpdate {
+        remote_handle: Some(Handle::PhoneNumber(acme)),
+        ..Default::default()
+    };
+    let _proof = sim
+        .sys
+        .report_new_incoming_call(sim.now, uuid, update)
+        .unwrap();
+    let ringing = sim.sys.screen().ringing.unwrap();
+    assert_eq!(ringing.caller_name.as_deref(), Some("Acme Support"));
+
+    // A name the app reported wins over the label.
+    let named = CallUpdate::caller(Handle::PhoneNumber(acme), "Jane at Acme");
+    let other = Uuid::new_v4();
+    let _proof = sim
+        .sys
+        .report_new_incoming_call(sim.now, other, named)
+        .unwrap();
+    sim.sys
+        .report_call_ended(uuid, sim.now, CallEndedReason::Unanswered)
+        .unwrap();
+    assert_eq!(
+        sim.sys.screen().ringing.unwrap().caller_name.as_deref(),
+        Some("Jane at Acme")
+    );
+}
