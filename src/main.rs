@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'"
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip sip parse invite.sip"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +27,11 @@ enum Command {
     },
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
     Simulate(cli::simulate::SimulateArgs),
+    /// SIP tools: parse a message and print its canonical form.
+    Sip {
+        #[command(subcommand)]
+        cmd: cli::sip::SipCommand,
+    },
 }
 
 fn main() -> anyhow::Result<ExitCode> {
@@ -40,6 +45,7 @@ fn main() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
+        Command::Sip { cmd } => cli::sip::run(cmd),
         Command::Simulate(args) => {
             print!("{}", cli::simulate::run(args)?);
             Ok(ExitCode::SUCCESS)

@@ -126,7 +126,17 @@ impl Message {
         // Leading CRLFs (keep-alives) are not part of the message.
         let skip = raw.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
         let raw = raw.slice(skip..);
-        let header_end = memchr::memmem::find(&raw, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
+        // A datagram that ends right after its last header line has an empty
+        // body; report what is wrong with its headers rather than "incomplete".
+        let header_end = match memchr::memmem::find(&raw, b"\r\n\r\n") {
+            Some(end) => end,
+            None if raw.ends_with(b"\r\n") && raw.len() > 2 => {
+                let mut padded = BytesMut::from(&raw[..]);
+                padded.extend_from_slice(b"\r\n");
+                return Self::parse_with(padded.freeze(), limits);
+            }
+            None => return Err(ParseError::Incomplete),
+        };
         let head = &raw[..header_end];
         if memchr::memmem::find(head, b"\r\n ").is_some()
             || memchr::memmem::find(head, b"\r\n\t").is_some()

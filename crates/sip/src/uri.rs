@@ -103,16 +103,16 @@ impl<'a> SipUri<'a> {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sips") => (true, rest),
             _ => return err(s, "not a sip: or sips: URI"),
         };
-        let (rest, headers) = match rest.split_once('?') {
-            Some((_, "")) => return err(s, "a '?' starts an empty header section"),
-            Some((r, h)) => (r, h),
-            None => (rest, ""),
-        };
-        // The userinfo ends at the last '@' before the host; '@' is not
-        // allowed unescaped in user or password.
+        // '@' may appear in neither parameters nor headers, so the last one
+        // ends the userinfo, whose user part may itself hold ';' and '?'.
         let (userinfo, hostpart) = match rest.rfind('@') {
             Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
             None => (None, rest),
+        };
+        let (hostpart, headers) = match hostpart.split_once('?') {
+            Some((_, "")) => return err(s, "a '?' starts an empty header section"),
+            Some((r, h)) => (r, h),
+            None => (hostpart, ""),
         };
         let (user, password) = match userinfo {
             None => (None, None),
