@@ -18,7 +18,7 @@ use crate::header::simple::{
 use crate::header::via::{parse_vias, scan_vias, Via};
 use crate::header::{HeaderName, Params};
 use crate::method::Method;
-use crate::scan::{all_token, is_ws};
+use crate::scan::{all_token, is_ws, split_byte, trim_ws};
 use crate::uri::Uri;
 
 /// Limits against abuse, checked before anything else is done.
@@ -66,10 +66,6 @@ pub struct Message {
 fn span(base: &str, part: &str) -> Span {
     let start = part.as_ptr() as usize - base.as_ptr() as usize;
     (start as u32, (start + part.len()) as u32)
-}
-
-fn trim_ws(s: &str) -> &str {
-    s.trim_matches([' ', '\t'])
 }
 
 fn bad(name: &str, reason: impl ToString) -> ParseError {
@@ -154,29 +150,56 @@ impl Message {
         limits: &Limits,
     ) -> Result<Message, ParseError> {
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::NotUtf8)?;
-        let mut lines = text.split("\r\n");
-        let first = lines.next().unwrap_or_default();
+        let bytes = text.as_bytes();
+        // Lines end in CRLF; the last one has had its CRLF cut off with the
+        // empty line. A bare CR or LF anywhere is an error.
+        let mut pos = 0;
+        let mut next_line = || -> Option<Result<&str, ParseError>> {
+            if pos > bytes.len() {
+                return None;
+            }
+            let start = pos;
+            let end = match memchr::memchr(b'\n', &bytes[start..]) {
+                Some(i) if i > 0 && bytes[start + i - 1] == b'\r' => {
+                    pos = start + i + 1;
+                    start + i - 1
+                }
+                Some(_) => {
+                    return Some(Err(ParseError::BadHeaderLine(
+                        "a bare LF ends a line".into(),
+                    )))
+                }
+                None => {
+                    pos = bytes.len() + 1;
+                    bytes.len()
+                }
+            };
+            let line = &text[start..end];
+            if memchr::memchr(b'\r', line.as_bytes()).is_some() {
+                return Some(Err(ParseError::BadHeaderLine(
+                    "a bare CR inside a line".into(),
+                )));
+            }
+            Some(Ok(line))
+        };
+        let first = next_line().unwrap_or(Ok(""))?;
         let start = parse_start_line(text, first)?;
         let mut fields = Vec::with_capacity(16);
         let mut content_length = None;
         let mut seen_single: u32 = 0;
-        for line in lines {
+        while let Some(line) = next_line() {
+            let line = line?;
             if line.len() > limits.max_header_line {
                 return Err(ParseError::HeaderTooLong(limits.max_header_line));
             }
             if fields.len() == limits.max_headers {
                 return Err(ParseError::TooManyHeaders(limits.max_headers));
             }
-            if line.contains(['\r', '\n']) {
-                return Err(ParseError::BadHeaderLine(
-                    "a bare CR or LF inside a header line".into(),
-                ));
-            }
-            let Some((name, value)) = line.split_once(':') else {
+            let Some((name, value)) = split_byte(line, b':') else {
                 return Err(ParseError::BadHeaderLine(format!("no ':' in {:.40}", line)));
             };
             let name = trim_ws(name);
-            if name.len() != name.trim_start_matches([' ', '\t']).len() || !all_token(name) {
+            if !all_token(name) || is_ws(line.as_bytes()[0]) {
                 return Err(ParseError::BadHeaderLine(format!(
                     "{name:.40} is not a header name"
                 )));
@@ -620,12 +643,14 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: single spaces only.
-    let parts: Vec<&str> = line.split(' ').collect();
-    let [method, uri, version] = parts[..] else {
-        return Err(ParseError::BadStartLine(
-            "a request line is METHOD SP Request-URI SP SIP/2.0, with single spaces",
-        ));
-    };
+    const SHAPE: ParseError = ParseError::BadStartLine(
+        "a request line is METHOD SP Request-URI SP SIP/2.0, with single spaces",
+    );
+    let (method, rest) = split_byte(line, b' ').ok_or(SHAPE)?;
+    let (uri, version) = split_byte(rest, b' ').ok_or(SHAPE)?;
+    if method.is_empty() || uri.is_empty() || version.contains(' ') {
+        return Err(SHAPE);
+    }
     if !all_token(method) {
         return Err(ParseError::BadStartLine("the method is not a token"));
     }

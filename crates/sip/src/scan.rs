@@ -181,6 +181,30 @@ pub fn unescape(s: &str) -> std::borrow::Cow<'_, [u8]> {
     std::borrow::Cow::Owned(out)
 }
 
+/// Splits at the first `b` (an ASCII byte, so both halves stay valid UTF-8).
+pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    memchr::memchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// Splits at the last `b` (an ASCII byte).
+pub(crate) fn rsplit_byte(s: &str, b: u8) -> Option<(&str, &str)> {
+    memchr::memrchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+}
+
+/// Trims SP and HT from both ends.
+pub(crate) fn trim_ws(s: &str) -> &str {
+    let b = s.as_bytes();
+    let mut start = 0;
+    let mut end = b.len();
+    while start < end && is_ws(b[start]) {
+        start += 1;
+    }
+    while end > start && is_ws(b[end - 1]) {
+        end -= 1;
+    }
+    &s[start..end]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

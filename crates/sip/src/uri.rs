@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::scan::{is_unreserved, unescape, valid_escaped};
+use crate::scan::{is_unreserved, rsplit_byte, split_byte, unescape, valid_escaped};
 
 /// Why a URI did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -98,18 +98,18 @@ fn header_char(c: u8) -> bool {
 
 impl<'a> SipUri<'a> {
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
-        let (secure, rest) = match s.split_once(':') {
+        let (secure, rest) = match split_byte(s, b':') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => (false, rest),
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sips") => (true, rest),
             _ => return err(s, "not a sip: or sips: URI"),
         };
         // '@' may appear in neither parameters nor headers, so the last one
         // ends the userinfo, whose user part may itself hold ';' and '?'.
-        let (userinfo, hostpart) = match rest.rfind('@') {
-            Some(i) => (Some(&rest[..i]), &rest[i + 1..]),
+        let (userinfo, hostpart) = match rsplit_byte(rest, b'@') {
+            Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        let (hostpart, headers) = match hostpart.split_once('?') {
+        let (hostpart, headers) = match split_byte(hostpart, b'?') {
             Some((_, "")) => return err(s, "a '?' starts an empty header section"),
             Some((r, h)) => (r, h),
             None => (hostpart, ""),
@@ -117,7 +117,7 @@ impl<'a> SipUri<'a> {
         let (user, password) = match userinfo {
             None => (None, None),
             Some(ui) => {
-                let (u, p) = match ui.split_once(':') {
+                let (u, p) = match split_byte(ui, b':') {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
@@ -132,7 +132,7 @@ impl<'a> SipUri<'a> {
                 (Some(u), p)
             }
         };
-        let (hostport, params) = match hostpart.split_once(';') {
+        let (hostport, params) = match split_byte(hostpart, b';') {
             Some((h, p)) => (h, p),
             None => (hostpart, ""),
         };
@@ -141,7 +141,7 @@ impl<'a> SipUri<'a> {
             reason: "the host or port is malformed",
         })?;
         for p in params.split(';').filter(|_| !params.is_empty()) {
-            let (name, value) = match p.split_once('=') {
+            let (name, value) = match split_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             };
@@ -162,7 +162,7 @@ impl<'a> SipUri<'a> {
         }
         if !headers.is_empty() {
             for h in headers.split('&') {
-                let Some((name, value)) = h.split_once('=') else {
+                let Some((name, value)) = split_byte(h, b'=') else {
                     return err(s, "a URI header has no '='");
                 };
                 if name.is_empty()
@@ -190,7 +190,7 @@ impl<'a> SipUri<'a> {
         params
             .split(';')
             .filter(move |_| !params.is_empty())
-            .map(|p| match p.split_once('=') {
+            .map(|p| match split_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             })
@@ -213,7 +213,7 @@ impl<'a> SipUri<'a> {
         headers
             .split('&')
             .filter(move |_| !headers.is_empty())
-            .filter_map(|h| h.split_once('='))
+            .filter_map(|h| split_byte(h, b'='))
     }
 
     pub fn has_headers(&self) -> bool {
@@ -279,7 +279,7 @@ fn split_host_port(s: &str) -> Option<(Host<'_>, Option<u16>)> {
             None => return None,
         }
     } else {
-        match s.split_once(':') {
+        match split_byte(s, b':') {
             Some((h, p)) => (h, Some(p)),
             None => (s, None),
         }
@@ -355,7 +355,7 @@ impl<'a> TelUri<'a> {
         params
             .split(';')
             .filter(move |_| !params.is_empty())
-            .map(|p| match p.split_once('=') {
+            .map(|p| match split_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             })
@@ -386,7 +386,7 @@ pub enum Uri<'a> {
 
 impl<'a> Uri<'a> {
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
-        let Some((scheme, rest)) = s.split_once(':') else {
+        let Some((scheme, rest)) = split_byte(s, b':') else {
             return err(s, "no scheme (expected e.g. sip:user@host)");
         };
         let scheme_ok = scheme

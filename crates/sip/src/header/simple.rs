@@ -6,7 +6,7 @@ use std::borrow::Cow;
 
 use super::params::{token_only, Params};
 use crate::method::Method;
-use crate::scan::{is_word, unquote, Scanner};
+use crate::scan::{is_word, split_byte, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,7 +16,7 @@ pub struct CSeq {
 }
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
-    let v = v.trim_matches([' ', '\t']);
+    let v = trim_ws(v);
     let (num, method) = v
         .split_once([' ', '\t'])
         .ok_or("CSeq needs a number and a method")?;
@@ -44,7 +44,7 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
 /// A decimal number of at most `max`, as delta-seconds, Max-Forwards and
 /// Content-Length are written.
 pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
-    let v = v.trim_matches([' ', '\t']);
+    let v = trim_ws(v);
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(what);
     }
@@ -59,8 +59,8 @@ pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'stat
 
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
-    let v = v.trim_matches([' ', '\t']);
-    let (a, b) = match v.split_once('@') {
+    let v = trim_ws(v);
+    let (a, b) = match split_byte(v, b'@') {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),
     };
@@ -217,13 +217,13 @@ pub fn parse_reasons(v: &str) -> Result<Vec<Reason<'_>>, &'static str> {
 
 /// Option tags and methods: `Supported`, `Require`, `Allow`… (may be empty).
 pub fn parse_token_list(v: &str) -> Result<Vec<&str>, &'static str> {
-    let v = v.trim_matches([' ', '\t']);
+    let v = trim_ws(v);
     if v.is_empty() {
         return Ok(Vec::new());
     }
     v.split(',')
         .map(|t| {
-            let t = t.trim_matches([' ', '\t']);
+            let t = trim_ws(t);
             if token_only(t) {
                 Ok(t)
             } else {
