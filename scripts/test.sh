@@ -13,3 +13,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "== cargo test"
 cargo test --workspace --locked
+
+echo "== fuzz the SIP parser (${FUZZ_SECONDS:-60} s)"
+bash scripts/fuzz.sh

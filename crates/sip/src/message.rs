@@ -612,7 +612,7 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
-    if line.len() > 4 && line[..4].eq_ignore_ascii_case("SIP/") {
+    if line.len() > 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');
         let version = parts.next().unwrap_or_default();
@@ -680,7 +680,7 @@ fn check_version(v: &str) -> Result<(), ParseError> {
         return Ok(());
     }
     let well_formed = v.len() > 4
-        && v[..4].eq_ignore_ascii_case("SIP/")
+        && v.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
         && v[4..].split_once('.').is_some_and(|(a, b)| {
             !a.is_empty() && !b.is_empty() && a.bytes().chain(b.bytes()).all(|c| c.is_ascii_digit())
         });

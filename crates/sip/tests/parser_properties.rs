@@ -37,9 +37,23 @@ enum Mutation {
 
 fn mutation() -> impl Strategy<Value = Mutation> {
     let interesting = prop_oneof![
-        Just(b'\r'), Just(b'\n'), Just(b' '), Just(b':'), Just(b';'), Just(b','), Just(b'"'),
-        Just(b'<'), Just(b'>'), Just(b'@'), Just(b'%'), Just(b'\\'), Just(b'0'), Just(b'9'),
-        Just(0u8), Just(0xff), any::<u8>(),
+        Just(b'\r'),
+        Just(b'\n'),
+        Just(b' '),
+        Just(b':'),
+        Just(b';'),
+        Just(b','),
+        Just(b'"'),
+        Just(b'<'),
+        Just(b'>'),
+        Just(b'@'),
+        Just(b'%'),
+        Just(b'\\'),
+        Just(b'0'),
+        Just(b'9'),
+        Just(0u8),
+        Just(0xff),
+        any::<u8>(),
     ];
     prop_oneof![
         (any::<usize>(), interesting.clone()).prop_map(|(i, b)| Mutation::Flip(i, b)),
@@ -77,11 +91,28 @@ fn check(bytes: Vec<u8>) -> Result<(), TestCaseError> {
     if let Ok(msg) = Message::parse(bytes) {
         let canonical = msg.to_bytes();
         let again = Message::parse(canonical.clone());
-        prop_assert!(again.is_ok(), "canonical form rejected: {:?}\n{}", again.err(), msg);
+        prop_assert!(
+            again.is_ok(),
+            "canonical form rejected: {:?}\n{}",
+            again.err(),
+            msg
+        );
         prop_assert_eq!(again.unwrap().to_bytes(), canonical);
         // Typed accessors never panic either.
-        let _ = (msg.vias(), msg.from(), msg.to(), msg.contact(), msg.cseq(), msg.routes());
-        let _ = (msg.request_uri(), msg.reasons(), msg.feature_caps(), msg.content_type());
+        let _ = (
+            msg.vias(),
+            msg.from(),
+            msg.to(),
+            msg.contact(),
+            msg.cseq(),
+            msg.routes(),
+        );
+        let _ = (
+            msg.request_uri(),
+            msg.reasons(),
+            msg.feature_caps(),
+            msg.content_type(),
+        );
     }
     Ok(())
 }
@@ -103,4 +134,14 @@ proptest! {
     fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
         check(bytes)?;
     }
+}
+
+/// Found by `cargo fuzz`: a start line beginning "SI " and a multi-byte
+/// character used to be sliced inside that character.
+#[test]
+fn start_line_with_multibyte_text_near_the_version() {
+    let mut msg = "SI сто де?вяносто\r\nVia: SIP/2.0/UDP 192.0.2.198;branch=z9hG4bK1\r\nCSeq: 35 INVITE\r\n\r\n".as_bytes().to_vec();
+    assert!(Message::parse(msg.clone()).is_err());
+    msg.splice(0..2, *b"SIP");
+    assert!(Message::parse(msg).is_err());
 }
