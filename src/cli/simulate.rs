@@ -10,8 +10,8 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use callkit::{
-    ActionHandle, CallEndedReason, CallSystem, CallUi, CallUpdate, Handle, ProviderConfiguration,
-    ProviderEvent, RingChoice, ScriptedCallUi, StartCallAction, SystemOptions, UserDecision,
+    CallEndedReason, CallSystem, CallUi, CallUpdate, Handle, ProviderConfiguration, ProviderEvent,
+    RingChoice, ScriptedCallUi, StartCallAction, SystemOptions, UserDecision,
 };
 use uuid::Uuid;
 
@@ -42,8 +42,8 @@ enum Tap {
     End,
 }
 
-/// The app's delegate: it performs each action, then fulfils it a little later.
-type Resolve = Box<dyn FnOnce() -> bool>;
+/// An action the app is performing: fulfilled when its time comes.
+type Performing = (Instant, &'static str, Uuid, ProviderEvent);
 
 struct Timeline {
     start: Instant,
@@ -115,7 +115,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<String> {
         out: String::new(),
     };
     let perform = Duration::from_millis(args.perform_ms);
-    let mut app: Vec<(Instant, &'static str, Uuid, Resolve)> = Vec::new();
+    let mut app: Vec<Performing> = Vec::new();
     let mut connect_at: Vec<(Instant, Uuid)> = Vec::new();
     let mut taps = Vec::new();
     let mut ui = LoggedUi {
@@ -136,8 +136,8 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<String> {
         app.sort_by_key(|(at, ..)| *at);
         app.reverse();
         while app.last().is_some_and(|(at, ..)| *at <= now) {
-            let (_, name, uuid, resolve) = app.pop().expect("checked");
-            let accepted = resolve();
+            let (_, name, uuid, event) = app.pop().expect("checked");
+            let accepted = event.resolve(true).unwrap_or(false);
             let call = tl.name(uuid);
             let note = if accepted { "" } else { " (too late: ignored)" };
             tl.line(now, "app", format!("fulfil {name} for {call}{note}"));
@@ -290,14 +290,11 @@ fn handle_event(
     event: ProviderEvent,
     perform: Duration,
     unresponsive: bool,
-    app: &mut Vec<(Instant, &'static str, Uuid, Resolve)>,
+    app: &mut Vec<Performing>,
     connect_at: &mut Vec<(Instant, Uuid)>,
 ) {
-    fn later<A: 'static>(h: ActionHandle<A>) -> Resolve {
-        Box::new(move || h.fulfill())
-    }
     let name = event.name();
-    let (uuid, resolve): (Option<Uuid>, Option<(&'static str, Resolve)>) = match event {
+    let uuid = match &event {
         ProviderEvent::PerformStartCall(h) => {
             let uuid = h.call_uuid;
             if sys
@@ -311,23 +308,15 @@ fn handle_event(
                 );
                 connect_at.push((now + Duration::from_secs(2), uuid));
             }
-            (Some(uuid), Some(("StartCall", later(h))))
+            Some(uuid)
         }
-        ProviderEvent::PerformAnswerCall(h) => (Some(h.call_uuid), Some(("AnswerCall", later(h)))),
-        ProviderEvent::PerformEndCall(h) => (Some(h.call_uuid), Some(("EndCall", later(h)))),
-        ProviderEvent::PerformSetHeldCall(h) => {
-            (Some(h.call_uuid), Some(("SetHeldCall", later(h))))
-        }
-        ProviderEvent::PerformSetMutedCall(h) => {
-            (Some(h.call_uuid), Some(("SetMutedCall", later(h))))
-        }
-        ProviderEvent::PerformSetGroupCall(h) => {
-            (Some(h.call_uuid), Some(("SetGroupCall", later(h))))
-        }
-        ProviderEvent::PerformPlayDtmfCall(h) => {
-            (Some(h.call_uuid), Some(("PlayDTMFCall", later(h))))
-        }
-        ProviderEvent::TimedOutPerforming(_, a) => (Some(a.call_uuid()), None),
+        ProviderEvent::PerformAnswerCall(h) => Some(h.call_uuid),
+        ProviderEvent::PerformEndCall(h) => Some(h.call_uuid),
+        ProviderEvent::PerformSetHeldCall(h) => Some(h.call_uuid),
+        ProviderEvent::PerformSetMutedCall(h) => Some(h.call_uuid),
+        ProviderEvent::PerformSetGroupCall(h) => Some(h.call_uuid),
+        ProviderEvent::PerformPlayDtmfCall(h) => Some(h.call_uuid),
+        ProviderEvent::TimedOutPerforming(_, a) => Some(a.call_uuid()),
         ProviderEvent::DidActivateAudioSession(session) => {
             tl.line(
                 now,
@@ -340,16 +329,18 @@ fn handle_event(
             tl.line(now, "delegate", format!("{name}: stop media"));
             return;
         }
-        ProviderEvent::DidReset => (None, None),
+        ProviderEvent::DidReset => None,
     };
     let call = uuid.map(|u| tl.name(u)).unwrap_or("-");
     tl.line(now, "delegate", format!("{name} for {call}"));
-    if let (Some(uuid), Some((what, resolve))) = (uuid, resolve) {
-        if unresponsive {
-            // Hold the handle past the deadline: the fulfil comes too late.
-            app.push((now + Duration::from_secs(12), what, uuid, resolve));
+    if let (Some(uuid), true) = (uuid, event.is_perform()) {
+        let what = name.trim_start_matches("perform ");
+        // An unresponsive app holds the handle past the deadline: its fulfil comes too late.
+        let delay = if unresponsive {
+            Duration::from_secs(12)
         } else {
-            app.push((now + perform, what, uuid, resolve));
-        }
+            perform
+        };
+        app.push((now + delay, what, uuid, event));
     }
 }

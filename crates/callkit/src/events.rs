@@ -28,6 +28,40 @@ pub enum ProviderEvent {
 }
 
 impl ProviderEvent {
+    /// Is this a `perform_*` callback, whose action must be resolved?
+    pub fn is_perform(&self) -> bool {
+        matches!(
+            self,
+            ProviderEvent::PerformStartCall(_)
+                | ProviderEvent::PerformAnswerCall(_)
+                | ProviderEvent::PerformEndCall(_)
+                | ProviderEvent::PerformSetHeldCall(_)
+                | ProviderEvent::PerformSetMutedCall(_)
+                | ProviderEvent::PerformSetGroupCall(_)
+                | ProviderEvent::PerformPlayDtmfCall(_)
+        )
+    }
+
+    /// Resolves a perform event's action — fulfilled when `ok`, failed
+    /// otherwise — and says whether the system still waited for it (`None`
+    /// for other events, which are simply dropped). For delegates that treat
+    /// every action alike: tests, simulations, logging shims.
+    pub fn resolve(self, ok: bool) -> Option<bool> {
+        fn done<A>(h: ActionHandle<A>, ok: bool) -> Option<bool> {
+            Some(if ok { h.fulfill() } else { h.fail() })
+        }
+        match self {
+            ProviderEvent::PerformStartCall(h) => done(h, ok),
+            ProviderEvent::PerformAnswerCall(h) => done(h, ok),
+            ProviderEvent::PerformEndCall(h) => done(h, ok),
+            ProviderEvent::PerformSetHeldCall(h) => done(h, ok),
+            ProviderEvent::PerformSetMutedCall(h) => done(h, ok),
+            ProviderEvent::PerformSetGroupCall(h) => done(h, ok),
+            ProviderEvent::PerformPlayDtmfCall(h) => done(h, ok),
+            _ => None,
+        }
+    }
+
     /// The callback's name, for logs and timelines.
     pub fn name(&self) -> &'static str {
         match self {

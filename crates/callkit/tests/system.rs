@@ -65,29 +65,10 @@ impl Sim {
                 return rest;
             }
             for e in events {
-                match e {
-                    ProviderEvent::PerformStartCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformAnswerCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformEndCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformSetHeldCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformSetMutedCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformSetGroupCall(h) => {
-                        h.fulfill();
-                    }
-                    ProviderEvent::PerformPlayDtmfCall(h) => {
-                        h.fulfill();
-                    }
-                    other => rest.push(other),
+                if e.is_perform() {
+                    e.resolve(true);
+                } else {
+                    rest.push(e);
                 }
             }
         }

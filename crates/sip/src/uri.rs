@@ -186,14 +186,7 @@ impl<'a> SipUri<'a> {
 
     /// URI parameters in order: `(name, value)`.
     pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        let params = self.params;
-        params
-            .split(';')
-            .filter(move |_| !params.is_empty())
-            .map(|p| match split_byte(p, b'=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (p, None),
-            })
+        iter_params(self.params)
     }
 
     /// The value of a parameter (case-insensitive name); `Some(None)` for a flag.
@@ -267,6 +260,16 @@ impl<'a> SipUri<'a> {
         self.headers().all(|(n, v)| contains(other, n, v))
             && other.headers().all(|(n, v)| contains(self, n, v))
     }
+}
+
+/// The `name[=value]` items of a raw `a=1;b;c=2` parameter section.
+fn iter_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
+    raw.split(';')
+        .filter(move |_| !raw.is_empty())
+        .map(|p| match split_byte(p, b'=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (p, None),
+        })
 }
 
 fn split_host_port(s: &str) -> Option<(Host<'_>, Option<u16>)> {
@@ -351,14 +354,7 @@ impl<'a> TelUri<'a> {
     }
 
     pub fn params(&self) -> impl Iterator<Item = (&'a str, Option<&'a str>)> + 'a {
-        let params = self.params;
-        params
-            .split(';')
-            .filter(move |_| !params.is_empty())
-            .map(|p| match split_byte(p, b'=') {
-                Some((n, v)) => (n, Some(v)),
-                None => (p, None),
-            })
+        iter_params(self.params)
     }
 }
 

@@ -278,9 +278,7 @@ impl CallSystem {
     ) -> Result<(), ProviderError> {
         self.require_delegate()?;
         let call = self
-            .calls
-            .iter_mut()
-            .find(|c| c.uuid == uuid)
+            .call_mut(uuid)
             .ok_or(ProviderError::UnknownCallUuid(uuid))?;
         call.details.merge(update);
         self.screen_changed = true;
@@ -525,18 +523,7 @@ impl CallSystem {
             p.slot.withdraw();
         }
         // Undelivered performs are void now; their handles' late fulfils are ignored.
-        self.events.retain(|e| {
-            !matches!(
-                e,
-                ProviderEvent::PerformStartCall(_)
-                    | ProviderEvent::PerformAnswerCall(_)
-                    | ProviderEvent::PerformEndCall(_)
-                    | ProviderEvent::PerformSetHeldCall(_)
-                    | ProviderEvent::PerformSetMutedCall(_)
-                    | ProviderEvent::PerformSetGroupCall(_)
-                    | ProviderEvent::PerformPlayDtmfCall(_)
-            )
-        });
+        self.events.retain(|e| !e.is_perform());
         let uuids: Vec<Uuid> = self.calls.iter().map(|c| c.uuid).collect();
         for uuid in uuids {
             self.end_call(uuid, now, Some(CallEndedReason::Failed));
