@@ -20,6 +20,7 @@
 //! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
 //! ```
 
+pub mod builder;
 pub mod error;
 pub mod header;
 pub mod message;
@@ -27,6 +28,7 @@ pub mod method;
 mod scan;
 pub mod uri;
 
+pub use builder::{default_reason, MessageBuilder};
 pub use error::ParseError;
 pub use header::{HeaderName, NameAddr, Params, Via};
 pub use message::{split_commas, Limits, Message};
