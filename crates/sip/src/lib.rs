@@ -26,6 +26,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 mod scan;
+pub mod transaction;
 pub mod uri;
 
 pub use builder::{default_reason, MessageBuilder};
