@@ -21,6 +21,7 @@
 //! ```
 
 pub mod builder;
+pub mod dialog;
 pub mod error;
 pub mod header;
 pub mod message;
