@@ -28,6 +28,7 @@ pub mod message;
 pub mod method;
 mod scan;
 pub mod transaction;
+pub mod ua;
 pub mod uri;
 
 pub use builder::{default_reason, MessageBuilder};

@@ -1,0 +1,859 @@
+//! A small user agent core on top of the transaction layer: register and
+//! refresh, place and receive calls (INVITE, provisional and final
+//! responses, ACK, CANCEL, BYE), answer OPTIONS.
+//!
+//! Like the layers below it, it is sans-IO: it takes messages and time, and
+//! gives [`Transmit`]s and [`UaEvent`]s. Where a request goes is decided by a
+//! resolver the driver supplies (a URI → destination), so the core never
+//! looks up a name or opens a socket.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt::Debug;
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::builder::MessageBuilder;
+use crate::dialog::{Dialog, DialogState};
+use crate::header::HeaderName;
+use crate::message::Message;
+use crate::method::Method;
+use crate::transaction::{
+    ClientTxId, Output, ServerTxId, Timers, TransactionEvent, TransactionLayer, Transmit, TxId,
+};
+
+/// Who this user agent is.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// Address-of-record, e.g. `sip:alice@example.com`.
+    pub aor: String,
+    /// Where we are reached, e.g. `sip:alice@127.0.0.1:5070`.
+    pub contact: String,
+    /// Our Via sent-by with transport, e.g. `UDP 127.0.0.1:5070`.
+    pub via: String,
+    pub display_name: Option<String>,
+    pub user_agent: String,
+    /// Seeds tags, branches and Call-IDs (tests pass a fixed one).
+    pub seed: u64,
+    pub timers: Timers,
+}
+
+impl UaConfig {
+    pub fn new(aor: impl Into<String>, contact: impl Into<String>, via: impl Into<String>) -> Self {
+        UaConfig {
+            aor: aor.into(),
+            contact: contact.into(),
+            via: via.into(),
+            display_name: None,
+            user_agent: concat!("callkit-voip/", env!("CARGO_PKG_VERSION")).to_owned(),
+            seed: std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish(),
+            timers: Timers::default(),
+        }
+    }
+}
+
+/// A call, named by its Call-ID.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CallId(pub String);
+
+/// A registration binding this UA keeps refreshed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RegId(u64);
+
+/// What happened, for the application.
+#[derive(Debug, Clone)]
+pub enum UaEvent {
+    Registered {
+        reg: RegId,
+        expires: u32,
+    },
+    RegistrationFailed {
+        reg: RegId,
+        code: u16,
+        reason: String,
+    },
+    /// A new call for us; answer with [`UserAgent::answer`] or [`UserAgent::reject`].
+    IncomingCall {
+        call: CallId,
+        request: Message,
+    },
+    /// A provisional response to our INVITE (180, 183…).
+    Progress {
+        call: CallId,
+        response: Message,
+    },
+    /// Our INVITE was answered; the ACK has gone out.
+    Answered {
+        call: CallId,
+        response: Message,
+    },
+    /// Our INVITE failed (or was cancelled: 487).
+    CallFailed {
+        call: CallId,
+        code: u16,
+        reason: String,
+    },
+    /// The caller's ACK confirmed our 2xx.
+    Confirmed {
+        call: CallId,
+    },
+    /// The caller cancelled before we answered; `reason` is its Reason header.
+    Cancelled {
+        call: CallId,
+        reason: Option<String>,
+    },
+    /// The call ended (a BYE, sent or received); `reason` is a Reason header.
+    Ended {
+        call: CallId,
+        by_remote: bool,
+        reason: Option<String>,
+    },
+    /// A final response to a non-INVITE request we sent (OPTIONS, BYE…).
+    Response {
+        method: Method,
+        response: Message,
+    },
+    /// Nothing answered in time.
+    Timeout {
+        call: Option<CallId>,
+        method: Method,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Caller,
+    Callee,
+}
+
+#[derive(Debug)]
+struct CallState {
+    role: Role,
+    invite: Message,
+    invite_tx: Option<TxId>,
+    dialog: Option<Dialog>,
+    local_tag: String,
+    /// Callee: our 2xx and its retransmission schedule until the ACK (§13.3.1.4).
+    ok: Option<(Message, ServerTxId, Instant, Duration, Instant)>,
+    answered: bool,
+}
+
+#[derive(Debug)]
+struct Registration<D> {
+    registrar: String,
+    dest: D,
+    reliable: bool,
+    call_id: String,
+    from_tag: String,
+    cseq: u32,
+    expires: u32,
+    refresh_at: Option<Instant>,
+    tx: Option<ClientTxId>,
+}
+
+/// Maps a URI to a destination and whether its transport is reliable.
+pub type Resolver<D> = Box<dyn Fn(&str) -> Option<(D, bool)> + Send>;
+
+pub struct UserAgent<D> {
+    config: UaConfig,
+    tl: TransactionLayer<D>,
+    resolve: Resolver<D>,
+    rng: u64,
+    calls: HashMap<CallId, CallState>,
+    client_tx: HashMap<ClientTxId, (Option<CallId>, Method, Option<RegId>)>,
+    server_invites: HashMap<ServerTxId, CallId>,
+    regs: HashMap<RegId, Registration<D>>,
+    next_reg: u64,
+    events: VecDeque<UaEvent>,
+    transmits: VecDeque<Transmit<D>>,
+}
+
+impl<D: Clone + Debug> UserAgent<D> {
+    pub fn new(config: UaConfig, resolve: Resolver<D>) -> Self {
+        UserAgent {
+            tl: TransactionLayer::new(config.timers),
+            rng: config.seed | 1,
+            config,
+            resolve,
+            calls: HashMap::new(),
+            client_tx: HashMap::new(),
+            server_invites: HashMap::new(),
+            regs: HashMap::new(),
+            next_reg: 1,
+            events: VecDeque::new(),
+            transmits: VecDeque::new(),
+        }
+    }
+
+    pub fn config(&self) -> &UaConfig {
+        &self.config
+    }
+
+    fn token(&mut self) -> String {
+        // xorshift64*: unique enough for tags and branches, and replayable.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        format!("{:016x}", self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D))
+    }
+
+    fn branch(&mut self) -> String {
+        format!("z9hG4bK{}", self.token())
+    }
+
+    fn our_from(&self, tag: &str) -> String {
+        match &self.config.display_name {
+            Some(n) => format!("\"{n}\" <{}>;tag={tag}", self.config.aor),
+            None => format!("<{}>;tag={tag}", self.config.aor),
+        }
+    }
+
+    fn base_request(
+        &mut self,
+        method: Method,
+        uri: &str,
+        to: &str,
+        call_id: &str,
+        from_tag: &str,
+        cseq: u32,
+    ) -> MessageBuilder {
+        let branch = self.branch();
+        let cseq_method = method.as_str().to_owned();
+        MessageBuilder::request(method, uri)
+            .header(
+                "Via",
+                format!("SIP/2.0/{};branch={branch};rport", self.config.via),
+            )
+            .header("Max-Forwards", "70")
+            .header("From", self.our_from(from_tag))
+            .header("To", to.to_owned())
+            .header("Call-ID", call_id.to_owned())
+            .header("CSeq", format!("{cseq} {cseq_method}"))
+            .header("Contact", format!("<{}>", self.config.contact))
+            .header("User-Agent", self.config.user_agent.clone())
+    }
+
+    // ----- registration -----------------------------------------------------
+
+    /// Registers our contact at `registrar` (a SIP URI) and keeps it refreshed.
+    pub fn register(&mut self, now: Instant, registrar: &str, expires: u32) -> Option<RegId> {
+        let r = self.register_inner(now, registrar, expires);
+        self.pump(now);
+        r
+    }
+
+    fn register_inner(&mut self, now: Instant, registrar: &str, expires: u32) -> Option<RegId> {
+        let (dest, reliable) = (self.resolve)(registrar)?;
+        let reg = RegId(self.next_reg);
+        self.next_reg += 1;
+        let call_id = format!("{}@callkit-voip", self.token());
+        let from_tag = self.token();
+        self.regs.insert(
+            reg,
+            Registration {
+                registrar: registrar.to_owned(),
+                dest,
+                reliable,
+                call_id,
+                from_tag,
+                cseq: 0,
+                expires,
+                refresh_at: None,
+                tx: None,
+            },
+        );
+        self.send_register(now, reg);
+        Some(reg)
+    }
+
+    /// Removes the binding (Expires: 0) and stops refreshing it.
+    pub fn unregister(&mut self, now: Instant, reg: RegId) {
+        self.unregister_inner(now, reg);
+        self.pump(now);
+    }
+
+    fn unregister_inner(&mut self, now: Instant, reg: RegId) {
+        if let Some(r) = self.regs.get_mut(&reg) {
+            r.expires = 0;
+            r.refresh_at = None;
+        }
+        self.send_register(now, reg);
+    }
+
+    fn send_register(&mut self, now: Instant, reg: RegId) {
+        let Some(r) = self.regs.get(&reg) else { return };
+        let (registrar, call_id, tag, expires) = (
+            r.registrar.clone(),
+            r.call_id.clone(),
+            r.from_tag.clone(),
+            r.expires,
+        );
+        let (dest, reliable) = (r.dest.clone(), r.reliable);
+        let cseq = r.cseq + 1;
+        let to = format!("<{}>", self.config.aor);
+        let req = self
+            .base_request(Method::Register, &registrar, &to, &call_id, &tag, cseq)
+            .header("Expires", expires.to_string())
+            .build();
+        let Ok(req) = req else { return };
+        if let Ok(tx) = self.tl.send_request(now, req, dest, reliable) {
+            self.client_tx
+                .insert(tx, (None, Method::Register, Some(reg)));
+            if let Some(r) = self.regs.get_mut(&reg) {
+                r.cseq = cseq;
+                r.tx = Some(tx);
+            }
+        }
+    }
+
+    // ----- calls ------------------------------------------------------------
+
+    /// Calls `target` (a SIP URI), optionally with an SDP offer.
+    pub fn invite(&mut self, now: Instant, target: &str, sdp: Option<Bytes>) -> Option<CallId> {
+        let r = self.invite_inner(now, target, sdp);
+        self.pump(now);
+        r
+    }
+
+    fn invite_inner(&mut self, now: Instant, target: &str, sdp: Option<Bytes>) -> Option<CallId> {
+        let (dest, reliable) = (self.resolve)(target)?;
+        let call = CallId(format!("{}@callkit-voip", self.token()));
+        let tag = self.token();
+        let mut b = self.base_request(
+            Method::Invite,
+            target,
+            &format!("<{target}>"),
+            &call.0,
+            &tag,
+            1,
+        );
+        b = b.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE");
+        if let Some(sdp) = sdp {
+            b = b.body("application/sdp", sdp);
+        }
+        let invite = b.build().ok()?;
+        let tx = self
+            .tl
+            .send_request(now, invite.clone(), dest, reliable)
+            .ok()?;
+        self.client_tx
+            .insert(tx, (Some(call.clone()), Method::Invite, None));
+        self.calls.insert(
+            call.clone(),
+            CallState {
+                role: Role::Caller,
+                invite,
+                invite_tx: Some(TxId::Client(tx)),
+                dialog: None,
+                local_tag: tag,
+                ok: None,
+                answered: false,
+            },
+        );
+        Some(call)
+    }
+
+    /// Answers an incoming call with `code` (180 rings, 200 answers).
+    pub fn answer(&mut self, now: Instant, call: &CallId, code: u16, sdp: Option<Bytes>) -> bool {
+        let r = self.answer_inner(now, call, code, sdp);
+        self.pump(now);
+        r
+    }
+
+    fn answer_inner(&mut self, now: Instant, call: &CallId, code: u16, sdp: Option<Bytes>) -> bool {
+        let Some(c) = self.calls.get(call) else {
+            return false;
+        };
+        let Some(TxId::Server(tx)) = c.invite_tx else {
+            return false;
+        };
+        let mut b = MessageBuilder::response_to(&c.invite, code, Some(&c.local_tag))
+            .header("Contact", format!("<{}>", self.config.contact))
+            .header("User-Agent", self.config.user_agent.clone());
+        if let Some(sdp) = sdp {
+            b = b.body("application/sdp", sdp);
+        }
+        let Ok(resp) = b.build() else { return false };
+        if self.tl.send_response(now, tx, resp.clone()).is_err() {
+            return false;
+        }
+        if (200..300).contains(&code) {
+            let t1 = self.config.timers.t1;
+            let c = self.calls.get_mut(call).expect("checked");
+            c.answered = true;
+            c.dialog = Dialog::from_uas_request(&c.invite, &c.local_tag).ok();
+            c.ok = Some((resp, tx, now + t1, t1, now + t1 * 64));
+        }
+        true
+    }
+
+    /// Refuses an incoming call (486 busy, 603 decline…).
+    pub fn reject(&mut self, now: Instant, call: &CallId, code: u16) -> bool {
+        let r = self.reject_inner(now, call, code);
+        self.pump(now);
+        r
+    }
+
+    fn reject_inner(&mut self, now: Instant, call: &CallId, code: u16) -> bool {
+        let Some(c) = self.calls.remove(call) else {
+            return false;
+        };
+        let Some(TxId::Server(tx)) = c.invite_tx else {
+            return false;
+        };
+        let Ok(resp) = MessageBuilder::response_to(&c.invite, code, Some(&c.local_tag)).build()
+        else {
+            return false;
+        };
+        self.tl.send_response(now, tx, resp).is_ok()
+    }
+
+    /// Ends a call: BYE once established, CANCEL while our INVITE is pending,
+    /// 603 for an incoming call not yet answered.
+    pub fn hangup(&mut self, now: Instant, call: &CallId, reason: Option<&str>) -> bool {
+        let r = self.hangup_inner(now, call, reason);
+        self.pump(now);
+        r
+    }
+
+    fn hangup_inner(&mut self, now: Instant, call: &CallId, reason: Option<&str>) -> bool {
+        let Some(c) = self.calls.get_mut(call) else {
+            return false;
+        };
+        match (c.role, c.dialog.as_ref().map(|d| d.state)) {
+            (_, Some(DialogState::Confirmed)) => {
+                let branch = self.branch();
+                let c = self.calls.get_mut(call).expect("checked");
+                let Some(dialog) = c.dialog.as_mut() else {
+                    return false;
+                };
+                let mut b = dialog.request(Method::Bye, &self.config.via, &branch);
+                if let Some(reason) = reason {
+                    b = b.header("Reason", reason);
+                }
+                let target = dialog
+                    .route_set
+                    .first()
+                    .cloned()
+                    .unwrap_or_else(|| dialog.remote_target.clone());
+                let Ok(bye) = b.build() else { return false };
+                let target = target
+                    .trim_start_matches('<')
+                    .split('>')
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let Some((dest, reliable)) = (self.resolve)(&target) else {
+                    return false;
+                };
+                if let Ok(tx) = self.tl.send_request(now, bye, dest, reliable) {
+                    self.client_tx
+                        .insert(tx, (Some(call.clone()), Method::Bye, None));
+                }
+                self.events.push_back(UaEvent::Ended {
+                    call: call.clone(),
+                    by_remote: false,
+                    reason: reason.map(str::to_owned),
+                });
+                true
+            }
+            (Role::Caller, _) => match c.invite_tx {
+                Some(TxId::Client(tx)) => self.tl.cancel(now, tx, reason).is_ok(),
+                _ => false,
+            },
+            (Role::Callee, _) => self.reject(now, call, 603),
+        }
+    }
+
+    /// Sends OPTIONS to `target` (a keep-alive or capability query).
+    pub fn options(&mut self, now: Instant, target: &str) -> bool {
+        let r = self.options_inner(now, target);
+        self.pump(now);
+        r
+    }
+
+    fn options_inner(&mut self, now: Instant, target: &str) -> bool {
+        let Some((dest, reliable)) = (self.resolve)(target) else {
+            return false;
+        };
+        let call_id = format!("{}@callkit-voip", self.token());
+        let tag = self.token();
+        let Ok(req) = self
+            .base_request(
+                Method::Options,
+                target,
+                &format!("<{target}>"),
+                &call_id,
+                &tag,
+                1,
+            )
+            .build()
+        else {
+            return false;
+        };
+        match self.tl.send_request(now, req, dest, reliable) {
+            Ok(tx) => {
+                self.client_tx.insert(tx, (None, Method::Options, None));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    // ----- input ------------------------------------------------------------
+
+    /// A message from the transport.
+    pub fn handle_message(&mut self, now: Instant, message: Message, source: D, reliable: bool) {
+        self.tl.handle_message(now, message, source, reliable);
+        self.pump(now);
+    }
+
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let ok = self
+            .calls
+            .values()
+            .filter_map(|c| c.ok.as_ref().map(|o| o.2));
+        let regs = self.regs.values().filter_map(|r| r.refresh_at);
+        [self.tl.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .chain(ok)
+            .chain(regs)
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.tl.handle_timeout(now);
+        // Retransmit unacknowledged 2xx (§13.3.1.4); give up after 64*T1 with a BYE.
+        let t2 = self.config.timers.t2;
+        let mut give_up = Vec::new();
+        for (call, c) in self.calls.iter_mut() {
+            if let Some((resp, tx, at, interval, until)) = c.ok.as_mut() {
+                if *until <= now {
+                    give_up.push(call.clone());
+                } else if *at <= now {
+                    let _ = self.tl.send_response(now, *tx, resp.clone());
+                    *interval = (*interval * 2).min(t2);
+                    *at = now + *interval;
+                }
+            }
+        }
+        for call in give_up {
+            if let Some(c) = self.calls.get_mut(&call) {
+                c.ok = None;
+            }
+            self.hangup(now, &call, None);
+        }
+        let due: Vec<RegId> = self
+            .regs
+            .iter()
+            .filter(|(_, r)| r.refresh_at.is_some_and(|at| at <= now))
+            .map(|(id, _)| *id)
+            .collect();
+        for reg in due {
+            if let Some(r) = self.regs.get_mut(&reg) {
+                r.refresh_at = None;
+            }
+            self.send_register(now, reg);
+        }
+        self.pump(now);
+    }
+
+    fn pump(&mut self, now: Instant) {
+        while let Some(out) = self.tl.poll_output() {
+            match out {
+                Output::Transmit(t) => self.transmits.push_back(t),
+                Output::Event(e) => self.on_transaction_event(now, e),
+            }
+        }
+    }
+
+    fn on_transaction_event(&mut self, now: Instant, event: TransactionEvent<D>) {
+        match event {
+            TransactionEvent::Request {
+                id,
+                request,
+                source,
+                cancels,
+            } => self.on_request(now, id, request, source, cancels),
+            TransactionEvent::AckFor2xx { request, .. } => {
+                let call = CallId(request.call_id().unwrap_or_default().to_owned());
+                if let Some(c) = self.calls.get_mut(&call) {
+                    if c.ok.take().is_some() {
+                        self.events.push_back(UaEvent::Confirmed { call });
+                    }
+                }
+            }
+            TransactionEvent::Response { id, response } => self.on_response(now, id, response),
+            TransactionEvent::Timeout {
+                id: TxId::Client(id),
+            }
+            | TransactionEvent::TransportError {
+                id: TxId::Client(id),
+            } => {
+                if let Some((call, method, reg)) = self.client_tx.remove(&id) {
+                    if let Some(reg) = reg {
+                        self.events.push_back(UaEvent::RegistrationFailed {
+                            reg,
+                            code: 408,
+                            reason: "Request Timeout".into(),
+                        });
+                    }
+                    if method == Method::Invite {
+                        if let Some(call) = &call {
+                            self.calls.remove(call);
+                        }
+                    }
+                    self.events.push_back(UaEvent::Timeout { call, method });
+                }
+            }
+            TransactionEvent::Terminated {
+                id: TxId::Client(id),
+            } => {
+                self.client_tx.remove(&id);
+            }
+            TransactionEvent::Terminated {
+                id: TxId::Server(id),
+            } => {
+                self.server_invites.remove(&id);
+            }
+            _ => {}
+        }
+    }
+
+    fn respond(&mut self, now: Instant, id: ServerTxId, request: &Message, code: u16) {
+        let tag = self.token();
+        let mut b = MessageBuilder::response_to(request, code, Some(&tag));
+        if code == 200 && request.method() == Some(&Method::Options) {
+            b = b
+                .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS")
+                .header("Accept", "application/sdp");
+        }
+        if code == 405 {
+            b = b.header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS");
+        }
+        if let Ok(resp) = b.build() {
+            let _ = self.tl.send_response(now, id, resp);
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        request: Message,
+        _source: D,
+        cancels: Option<ServerTxId>,
+    ) {
+        let method = request.method().cloned().unwrap_or(Method::Options);
+        let call = CallId(request.call_id().unwrap_or_default().to_owned());
+        match method {
+            Method::Invite if request.to().and_then(|t| t.tag()).is_none() => {
+                let local_tag = self.token();
+                self.server_invites.insert(id, call.clone());
+                self.calls.insert(
+                    call.clone(),
+                    CallState {
+                        role: Role::Callee,
+                        invite: request.clone(),
+                        invite_tx: Some(TxId::Server(id)),
+                        dialog: None,
+                        local_tag,
+                        ok: None,
+                        answered: false,
+                    },
+                );
+                self.events
+                    .push_back(UaEvent::IncomingCall { call, request });
+            }
+            Method::Cancel => {
+                self.respond(now, id, &request, if cancels.is_some() { 200 } else { 481 });
+                let Some(invite_tx) = cancels else { return };
+                let Some(call) = self.server_invites.get(&invite_tx).cloned() else {
+                    return;
+                };
+                let answered = self.calls.get(&call).is_some_and(|c| c.answered);
+                if !answered {
+                    if let Some(c) = self.calls.remove(&call) {
+                        if let Ok(resp) =
+                            MessageBuilder::response_to(&c.invite, 487, Some(&c.local_tag)).build()
+                        {
+                            let _ = self.tl.send_response(now, invite_tx, resp);
+                        }
+                    }
+                    let reason = request.header(HeaderName::Reason).map(str::to_owned);
+                    self.events.push_back(UaEvent::Cancelled { call, reason });
+                }
+            }
+            Method::Bye => {
+                let known = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.dialog.as_mut())
+                    .map(|d| d.receive_request(&request));
+                match known {
+                    Some(Ok(())) => {
+                        self.respond(now, id, &request, 200);
+                        self.calls.remove(&call);
+                        let reason = request.header(HeaderName::Reason).map(str::to_owned);
+                        self.events.push_back(UaEvent::Ended {
+                            call,
+                            by_remote: true,
+                            reason,
+                        });
+                    }
+                    Some(Err(e)) => self.respond(now, id, &request, e.status_code()),
+                    None => self.respond(now, id, &request, 481),
+                }
+            }
+            Method::Options => self.respond(now, id, &request, 200),
+            Method::Invite | Method::Info | Method::Update => {
+                // In-dialog requests this small UA accepts without changing anything.
+                let ok = self
+                    .calls
+                    .get_mut(&call)
+                    .and_then(|c| c.dialog.as_mut())
+                    .map(|d| d.receive_request(&request));
+                match ok {
+                    Some(Ok(())) => {
+                        let contact = format!("<{}>", self.config.contact);
+                        if let Ok(resp) = MessageBuilder::response_to(&request, 200, None)
+                            .header("Contact", contact)
+                            .build()
+                        {
+                            let _ = self.tl.send_response(now, id, resp);
+                        }
+                    }
+                    Some(Err(e)) => self.respond(now, id, &request, e.status_code()),
+                    None => self.respond(now, id, &request, 481),
+                }
+            }
+            _ => self.respond(now, id, &request, 405),
+        }
+    }
+
+    fn on_response(&mut self, now: Instant, id: ClientTxId, response: Message) {
+        let Some((call, method, reg)) = self.client_tx.get(&id).cloned() else {
+            return;
+        };
+        let code = response.status().unwrap_or(0);
+        if let Some(reg) = reg {
+            if code >= 200 {
+                self.on_register_response(now, reg, &response);
+            }
+            return;
+        }
+        match (method, call) {
+            (Method::Invite, Some(call)) => {
+                let Some(c) = self.calls.get_mut(&call) else {
+                    return;
+                };
+                if code < 200 {
+                    if response.to().and_then(|t| t.tag()).is_some() && c.dialog.is_none() {
+                        c.dialog = Dialog::from_uac_response(&c.invite, &response).ok();
+                    }
+                    self.events.push_back(UaEvent::Progress { call, response });
+                } else if code < 300 {
+                    let first = !matches!(
+                        c.dialog.as_ref().map(|d| d.state),
+                        Some(DialogState::Confirmed)
+                    );
+                    match c.dialog.as_mut() {
+                        Some(d)
+                            if d.id.remote_tag
+                                == response.to().and_then(|t| t.tag()).unwrap_or_default() =>
+                        {
+                            d.confirm(&response)
+                        }
+                        _ => c.dialog = Dialog::from_uac_response(&c.invite, &response).ok(),
+                    }
+                    let seq = c.invite.cseq().map(|s| s.seq).unwrap_or(1);
+                    let branch = self.branch();
+                    let c = self.calls.get(&call).expect("checked");
+                    if let Some(d) = &c.dialog {
+                        let target = d
+                            .route_set
+                            .first()
+                            .cloned()
+                            .unwrap_or_else(|| d.remote_target.clone());
+                        let target = target
+                            .trim_start_matches('<')
+                            .split('>')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        if let (Ok(ack), Some((dest, _))) = (
+                            d.ack(seq, &self.config.via, &branch).build(),
+                            (self.resolve)(&target),
+                        ) {
+                            self.tl.send_ack(&ack, dest);
+                            self.pump(now);
+                        }
+                    }
+                    if first {
+                        self.events.push_back(UaEvent::Answered { call, response });
+                    }
+                } else {
+                    self.calls.remove(&call);
+                    let reason = response.reason_phrase().unwrap_or_default().to_owned();
+                    self.events
+                        .push_back(UaEvent::CallFailed { call, code, reason });
+                }
+            }
+            (method, _) if code >= 200 => {
+                self.events
+                    .push_back(UaEvent::Response { method, response });
+            }
+            _ => {}
+        }
+    }
+
+    fn on_register_response(&mut self, now: Instant, reg: RegId, response: &Message) {
+        let code = response.status().unwrap_or(0);
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return;
+        };
+        if (200..300).contains(&code) {
+            // The registrar may shorten the interval: its Contact expires wins.
+            let granted = match response.contact() {
+                Some(crate::header::ContactValue::Addresses(a)) => a
+                    .iter()
+                    .find(|c| c.uri.to_string() == self.config.contact)
+                    .and_then(|c| c.expires())
+                    .or_else(|| response.expires()),
+                _ => response.expires(),
+            }
+            .unwrap_or(r.expires);
+            if r.expires > 0 {
+                // Refresh halfway, so a lost refresh still has time to be retried.
+                r.refresh_at = Some(now + Duration::from_secs(u64::from(granted.max(2)) / 2));
+            }
+            self.events.push_back(UaEvent::Registered {
+                reg,
+                expires: granted,
+            });
+        } else if code == 423 {
+            if let Some(min) = response.min_expires() {
+                r.expires = min;
+                self.send_register(now, reg);
+            }
+        } else {
+            let reason = response.reason_phrase().unwrap_or_default().to_owned();
+            self.events
+                .push_back(UaEvent::RegistrationFailed { reg, code, reason });
+        }
+    }
+
+    // ----- output -----------------------------------------------------------
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit<D>> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<UaEvent> {
+        self.events.pop_front()
+    }
+}

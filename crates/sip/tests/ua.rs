@@ -1,0 +1,300 @@
+//! Two user agents (and a registrar) on a simulated network: calls set up,
+//! answered, hung up, cancelled; registration refreshed.
+
+use std::time::{Duration, Instant};
+
+use sip::transaction::{Output, Timers, TransactionEvent, TransactionLayer};
+use sip::ua::{UaConfig, UaEvent, UserAgent};
+use sip::{HeaderName, Message, MessageBuilder, Method};
+
+type Ua = UserAgent<&'static str>;
+
+fn ua(name: &'static str, seed: u64) -> Ua {
+    let mut config = UaConfig::new(
+        format!("sip:{name}@example.com"),
+        format!("sip:{name}@{name}.host:5060"),
+        format!("UDP {name}.host:5060"),
+    );
+    config.seed = seed;
+    UserAgent::new(
+        config,
+        Box::new(|uri: &str| {
+            ["alice", "bob", "registrar"]
+                .into_iter()
+                .find(|n| uri.contains(n))
+                .map(|n| (n, false))
+        }),
+    )
+}
+
+struct Net {
+    alice: Ua,
+    bob: Ua,
+    now: Instant,
+    log: Vec<(String, String)>,
+}
+
+impl Net {
+    fn new() -> Self {
+        Net {
+            alice: ua("alice", 1),
+            bob: ua("bob", 2),
+            now: Instant::now(),
+            log: Vec::new(),
+        }
+    }
+
+    /// Delivers every datagram (10 ms each) until both sides are quiet; returns events.
+    fn settle(&mut self) -> (Vec<UaEvent>, Vec<UaEvent>) {
+        let (mut a_events, mut b_events) = (Vec::new(), Vec::new());
+        for _ in 0..1000 {
+            let mut moved = false;
+            while let Some(t) = self.alice.poll_transmit() {
+                moved = true;
+                let msg = Message::parse(t.bytes).unwrap();
+                self.log.push(("alice→".into(), summary(&msg)));
+                if t.dest == "bob" {
+                    self.now += Duration::from_millis(10);
+                    self.bob.handle_message(self.now, msg, "alice", false);
+                }
+            }
+            while let Some(t) = self.bob.poll_transmit() {
+                moved = true;
+                let msg = Message::parse(t.bytes).unwrap();
+                self.log.push(("bob→".into(), summary(&msg)));
+                if t.dest == "alice" {
+                    self.now += Duration::from_millis(10);
+                    self.alice.handle_message(self.now, msg, "bob", false);
+                }
+            }
+            a_events.extend(std::iter::from_fn(|| self.alice.poll_event()));
+            b_events.extend(std::iter::from_fn(|| self.bob.poll_event()));
+            if !moved {
+                return (a_events, b_events);
+            }
+        }
+        panic!("the network never settles");
+    }
+
+    fn ladder(&self) -> Vec<String> {
+        self.log
+            .iter()
+            .map(|(who, what)| format!("{who} {what}"))
+            .collect()
+    }
+}
+
+fn summary(msg: &Message) -> String {
+    match msg.method() {
+        Some(m) => m.to_string(),
+        None => msg.status().unwrap().to_string(),
+    }
+}
+
+#[test]
+fn a_call_is_placed_answered_and_hung_up() {
+    let mut net = Net::new();
+    let now = net.now;
+    let call = net
+        .alice
+        .invite(
+            now,
+            "sip:bob@bob.host:5060",
+            Some(bytes::Bytes::from_static(b"v=0\r\n")),
+        )
+        .unwrap();
+    let (_, b) = net.settle();
+    let Some(UaEvent::IncomingCall {
+        call: incoming,
+        request,
+    }) = b.into_iter().next()
+    else {
+        panic!("bob is called")
+    };
+    assert_eq!(incoming, call);
+    assert_eq!(request.body().as_ref(), b"v=0\r\n");
+    let now = net.now;
+    assert!(net.bob.answer(now, &incoming, 180, None));
+    assert!(net.bob.answer(
+        now,
+        &incoming,
+        200,
+        Some(bytes::Bytes::from_static(b"v=0\r\n"))
+    ));
+    let (a, b) = net.settle();
+    assert!(
+        matches!(&a[..], [UaEvent::Progress { .. }, UaEvent::Answered { .. }]),
+        "{a:?}"
+    );
+    assert!(matches!(&b[..], [UaEvent::Confirmed { .. }]), "{b:?}");
+    let now = net.now;
+    assert!(net.alice.hangup(now, &call, None));
+    let (a, b) = net.settle();
+    assert!(
+        matches!(
+            &a[0],
+            UaEvent::Ended {
+                by_remote: false,
+                ..
+            }
+        ),
+        "{a:?}"
+    );
+    assert!(
+        matches!(&a[1], UaEvent::Response { method: Method::Bye, response } if response.status() == Some(200))
+    );
+    assert!(
+        matches!(
+            &b[..],
+            [UaEvent::Ended {
+                by_remote: true,
+                ..
+            }]
+        ),
+        "{b:?}"
+    );
+    // Bob answered within 200 ms, so no 100 Trying was needed.
+    assert_eq!(
+        net.ladder(),
+        [
+            "alice→ INVITE",
+            "bob→ 180",
+            "bob→ 200",
+            "alice→ ACK",
+            "alice→ BYE",
+            "bob→ 200"
+        ]
+    );
+}
+
+#[test]
+fn a_ringing_call_is_cancelled_with_a_reason() {
+    let mut net = Net::new();
+    let now = net.now;
+    let call = net
+        .alice
+        .invite(now, "sip:bob@bob.host:5060", None)
+        .unwrap();
+    let (_, b) = net.settle();
+    let Some(UaEvent::IncomingCall { call: incoming, .. }) = b.into_iter().next() else {
+        panic!()
+    };
+    let now = net.now;
+    net.bob.answer(now, &incoming, 180, None);
+    net.settle();
+    let now = net.now;
+    assert!(net.alice.hangup(
+        now,
+        &call,
+        Some("SIP;cause=200;text=\"Call completed elsewhere\"")
+    ));
+    let (a, b) = net.settle();
+    assert!(
+        matches!(&b[..], [UaEvent::Cancelled { reason: Some(r), .. }] if r.contains("cause=200")),
+        "{b:?}"
+    );
+    assert!(
+        a.iter()
+            .any(|e| matches!(e, UaEvent::CallFailed { code: 487, .. })),
+        "{a:?}"
+    );
+    assert!(
+        net.ladder().ends_with(&[
+            "alice→ CANCEL".into(),
+            "bob→ 200".into(),
+            "bob→ 487".into(),
+            "alice→ ACK".into()
+        ]),
+        "{:?}",
+        net.ladder()
+    );
+}
+
+#[test]
+fn the_2xx_is_retransmitted_until_the_ack_arrives() {
+    let mut alice = ua("alice", 3);
+    let mut bob = ua("bob", 4);
+    let t0 = Instant::now();
+    alice.invite(t0, "sip:bob@bob.host:5060", None).unwrap();
+    let invite = Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    bob.handle_message(t0, invite, "alice", false);
+    let Some(UaEvent::IncomingCall { call, .. }) = bob.poll_event() else {
+        panic!()
+    };
+    bob.answer(t0, &call, 200, None);
+    let mut oks = 0;
+    let mut now = t0;
+    // Every 200 is lost; Bob resends at T1, 2T1, 4T1… capped at T2, for 64*T1, then hangs up.
+    while let Some(at) = bob.poll_timeout() {
+        if at > t0 + Duration::from_secs(40) {
+            break;
+        }
+        now = at;
+        bob.handle_timeout(now);
+        while let Some(t) = bob.poll_transmit() {
+            if Message::parse(t.bytes).unwrap().status() == Some(200) {
+                oks += 1;
+            }
+        }
+    }
+    assert!((9..=12).contains(&oks), "{oks} copies of the 200");
+    let _ = now;
+}
+
+#[test]
+fn registration_is_refreshed_halfway_through_the_granted_interval() {
+    let mut alice = ua("alice", 5);
+    let mut registrar: TransactionLayer<&str> = TransactionLayer::new(Timers::default());
+    let t0 = Instant::now();
+    let reg = alice
+        .register(t0, "sip:registrar.example.com", 3600)
+        .unwrap();
+    let mut now = t0;
+    let mut registers = Vec::new();
+    let mut pending = alice.poll_transmit();
+    for _ in 0..3 {
+        let req = Message::parse(pending.take().expect("a REGISTER went out").bytes).unwrap();
+        registers.push((now - t0, req.cseq().unwrap().seq, req.expires()));
+        registrar.handle_message(now, req, "alice", false);
+        // Skip the earlier transaction's Terminated event.
+        let (id, request) = std::iter::from_fn(|| registrar.poll_output())
+            .find_map(|o| match o {
+                Output::Event(TransactionEvent::Request { id, request, .. }) => Some((id, request)),
+                _ => None,
+            })
+            .expect("the registrar sees the REGISTER");
+        let contact = format!(
+            "{};expires=120",
+            request.header(HeaderName::Contact).unwrap()
+        );
+        let ok = MessageBuilder::response_to(&request, 200, Some("r1"))
+            .header("Contact", contact)
+            .build()
+            .unwrap();
+        registrar.send_response(now, id, ok).unwrap();
+        let Some(Output::Transmit(t)) = registrar.poll_output() else {
+            panic!()
+        };
+        alice.handle_message(now, Message::parse(t.bytes).unwrap(), "registrar", false);
+        assert!(
+            matches!(alice.poll_event(), Some(UaEvent::Registered { reg: r, expires: 120 }) if r == reg)
+        );
+        // Run alice's timers until the refresh goes out.
+        while pending.is_none() {
+            now = alice.poll_timeout().expect("a refresh is scheduled");
+            alice.handle_timeout(now);
+            pending = alice.poll_transmit();
+        }
+    }
+    assert_eq!(registers[0], (Duration::ZERO, 1, Some(3600)));
+    assert_eq!(
+        registers[1].1, 2,
+        "the refresh keeps the Call-ID and counts CSeq up"
+    );
+    assert_eq!(
+        registers[1].0,
+        Duration::from_secs(60),
+        "refreshed at half of the granted 120 s"
+    );
+    assert_eq!(registers[2].0, Duration::from_secs(120));
+}
