@@ -20,6 +20,7 @@
 //! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
 //! ```
 
+pub mod auth;
 pub mod builder;
 pub mod error;
 pub mod header;
