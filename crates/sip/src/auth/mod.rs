@@ -2,6 +2,8 @@
 //! digest to RFC 3261): the computation, a client that answers 401/407, and
 //! a server that challenges and verifies.
 
+pub mod client;
 pub mod digest;
 
+pub use client::{AuthError, Challenge, DigestClient};
 pub use digest::{Algorithm, DigestInput, NonceCount, QopAuth, SessionNeedsQop, UnknownAlgorithm};
