@@ -4,6 +4,8 @@
 
 pub mod client;
 pub mod digest;
+pub mod server;
 
 pub use client::{AuthError, Challenge, DigestClient};
 pub use digest::{Algorithm, DigestInput, NonceCount, QopAuth, SessionNeedsQop, UnknownAlgorithm};
+pub use server::{ChallengeStatus, DigestServer, VerifyError};
