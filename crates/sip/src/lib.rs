@@ -29,6 +29,7 @@ pub mod method;
 mod scan;
 pub mod uri;
 
+pub use auth::{AuthError, ChallengeStatus, DigestClient, DigestServer, VerifyError};
 pub use builder::{default_reason, MessageBuilder};
 pub use error::ParseError;
 pub use header::{HeaderName, NameAddr, Params, Via};
