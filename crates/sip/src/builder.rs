@@ -224,6 +224,22 @@ impl MessageBuilder {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The method of a request (`None` for a response).
+    pub fn method(&self) -> Option<&Method> {
+        match &self.start {
+            Start::Request { method, .. } => Some(method),
+            Start::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI of a request (`None` for a response).
+    pub fn request_uri(&self) -> Option<&str> {
+        match &self.start {
+            Start::Request { uri, .. } => Some(uri),
+            Start::Response { .. } => None,
+        }
+    }
+
     pub fn set_request_uri(&mut self, uri: impl Into<String>) {
         if let Start::Request { uri: u, .. } = &mut self.start {
             *u = uri.into();

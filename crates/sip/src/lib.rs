@@ -5,6 +5,9 @@
 //! on, and answers malformed input with an error whose text is the reason
 //! phrase of the `400` a server should send.
 //!
+//! [`auth`] adds digest authentication (RFC 8760: SHA-256 and MD5) with
+//! stateless, tamper-proof nonces and constant-time verification.
+//!
 //! ```
 //! let raw = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
 //!            Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bK776asdhds\r\n\
@@ -20,6 +23,7 @@
 //! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
 //! ```
 
+pub mod auth;
 pub mod builder;
 pub mod dialog;
 pub mod error;
@@ -31,6 +35,7 @@ pub mod transaction;
 pub mod ua;
 pub mod uri;
 
+pub use auth::{AuthError, ChallengeStatus, DigestClient, DigestServer, VerifyError};
 pub use builder::{default_reason, MessageBuilder};
 pub use error::ParseError;
 pub use header::{HeaderName, NameAddr, Params, Via};
