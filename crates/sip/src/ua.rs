@@ -37,6 +37,8 @@ pub struct UaConfig {
     /// Seeds tags, branches and Call-IDs (tests pass a fixed one).
     pub seed: u64,
     pub timers: Timers,
+    /// Username and password for digest challenges (401/407).
+    pub credentials: Option<(String, String)>,
 }
 
 impl UaConfig {
@@ -51,6 +53,7 @@ impl UaConfig {
                 .build_hasher()
                 .finish(),
             timers: Timers::default(),
+            credentials: None,
         }
     }
 }
@@ -139,6 +142,7 @@ struct CallState {
     /// Callee: our 2xx and its retransmission schedule until the ACK (§13.3.1.4).
     ok: Option<(Message, ServerTxId, Instant, Duration, Instant)>,
     answered: bool,
+    auth_attempts: u8,
 }
 
 #[derive(Debug)]
@@ -152,6 +156,9 @@ struct Registration<D> {
     expires: u32,
     refresh_at: Option<Instant>,
     tx: Option<ClientTxId>,
+    /// The Authorization for the next REGISTER, from the last challenge.
+    authorization: Option<(HeaderName, String)>,
+    auth_attempts: u8,
 }
 
 /// Maps a URI to a destination and whether its transport is reliable.
@@ -167,6 +174,7 @@ pub struct UserAgent<D> {
     server_invites: HashMap<ServerTxId, CallId>,
     regs: HashMap<RegId, Registration<D>>,
     next_reg: u64,
+    auth: Option<crate::auth::DigestClient>,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit<D>>,
 }
@@ -176,6 +184,10 @@ impl<D: Clone + Debug> UserAgent<D> {
         UserAgent {
             tl: TransactionLayer::new(config.timers),
             rng: config.seed | 1,
+            auth: config
+                .credentials
+                .as_ref()
+                .map(|(u, p)| crate::auth::DigestClient::new(u.clone(), p.clone())),
             config,
             resolve,
             calls: HashMap::new(),
@@ -263,6 +275,8 @@ impl<D: Clone + Debug> UserAgent<D> {
                 expires,
                 refresh_at: None,
                 tx: None,
+                authorization: None,
+                auth_attempts: 0,
             },
         );
         self.send_register(now, reg);
@@ -294,10 +308,14 @@ impl<D: Clone + Debug> UserAgent<D> {
         let (dest, reliable) = (r.dest.clone(), r.reliable);
         let cseq = r.cseq + 1;
         let to = format!("<{}>", self.config.aor);
-        let req = self
+        let authorization = r.authorization.clone();
+        let mut b = self
             .base_request(Method::Register, &registrar, &to, &call_id, &tag, cseq)
-            .header("Expires", expires.to_string())
-            .build();
+            .header("Expires", expires.to_string());
+        if let Some((name, value)) = authorization {
+            b = b.header(name.as_str(), value);
+        }
+        let req = b.build();
         let Ok(req) = req else { return };
         if let Ok(tx) = self.tl.send_request(now, req, dest, reliable) {
             self.client_tx
@@ -351,6 +369,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                 local_tag: tag,
                 ok: None,
                 answered: false,
+                auth_attempts: 0,
             },
         );
         Some(call)
@@ -664,6 +683,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                         local_tag,
                         ok: None,
                         answered: false,
+                        auth_attempts: 0,
                     },
                 );
                 self.events
@@ -796,6 +816,11 @@ impl<D: Clone + Debug> UserAgent<D> {
                     if first {
                         self.events.push_back(UaEvent::Answered { call, response });
                     }
+                } else if (code == 401 || code == 407)
+                    && c.auth_attempts < 2
+                    && self.retry_invite_with_auth(now, &call, &response)
+                {
+                    // Resent with credentials; the call goes on.
                 } else {
                     self.calls.remove(&call);
                     let reason = response.reason_phrase().unwrap_or_default().to_owned();
@@ -811,12 +836,55 @@ impl<D: Clone + Debug> UserAgent<D> {
         }
     }
 
+    /// Resends an INVITE that was challenged, with credentials, the next
+    /// CSeq and a new branch (§22.2).
+    fn retry_invite_with_auth(&mut self, now: Instant, call: &CallId, challenge: &Message) -> bool {
+        let branch = self.branch();
+        let via = format!("SIP/2.0/{};branch={branch};rport", self.config.via);
+        let Some(c) = self.calls.get(call) else {
+            return false;
+        };
+        let Some(target) = c.invite.request_uri_str().map(str::to_owned) else {
+            return false;
+        };
+        let seq = c.invite.cseq().map(|s| s.seq).unwrap_or(1) + 1;
+        let mut b = MessageBuilder::from_message(&c.invite);
+        b.set("Via", via);
+        b.set("CSeq", format!("{seq} INVITE"));
+        let Some(client) = self.auth.as_mut() else {
+            return false;
+        };
+        let (name, value) = match client.authorize(challenge, &b) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!(%e, "cannot answer the challenge");
+                return false;
+            }
+        };
+        b.set(name.as_str(), value);
+        let Ok(invite) = b.build() else { return false };
+        let Some((dest, reliable)) = (self.resolve)(&target) else {
+            return false;
+        };
+        let Ok(tx) = self.tl.send_request(now, invite.clone(), dest, reliable) else {
+            return false;
+        };
+        self.client_tx
+            .insert(tx, (Some(call.clone()), Method::Invite, None));
+        let c = self.calls.get_mut(call).expect("checked");
+        c.auth_attempts += 1;
+        c.invite = invite;
+        c.invite_tx = Some(TxId::Client(tx));
+        true
+    }
+
     fn on_register_response(&mut self, now: Instant, reg: RegId, response: &Message) {
         let code = response.status().unwrap_or(0);
         let Some(r) = self.regs.get_mut(&reg) else {
             return;
         };
         if (200..300).contains(&code) {
+            r.auth_attempts = 0;
             // The registrar may shorten the interval: its Contact expires wins.
             let granted = match response.contact() {
                 Some(crate::header::ContactValue::Addresses(a)) => a
@@ -835,6 +903,31 @@ impl<D: Clone + Debug> UserAgent<D> {
                 reg,
                 expires: granted,
             });
+        } else if (code == 401 || code == 407) && r.auth_attempts < 2 {
+            // Answer the challenge on a fresh REGISTER (the next CSeq).
+            r.auth_attempts += 1;
+            let Some(client) = self.auth.as_mut() else {
+                self.events.push_back(UaEvent::RegistrationFailed {
+                    reg,
+                    code,
+                    reason: "no credentials for the challenge".into(),
+                });
+                return;
+            };
+            let probe = MessageBuilder::request(Method::Register, r.registrar.clone());
+            match client.authorize(response, &probe) {
+                Ok(auth) => {
+                    r.authorization = Some(auth);
+                    self.send_register(now, reg);
+                }
+                Err(e) => {
+                    self.events.push_back(UaEvent::RegistrationFailed {
+                        reg,
+                        code,
+                        reason: e.to_string(),
+                    });
+                }
+            }
         } else if code == 423 {
             if let Some(min) = response.min_expires() {
                 r.expires = min;

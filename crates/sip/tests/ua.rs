@@ -298,3 +298,117 @@ fn registration_is_refreshed_halfway_through_the_granted_interval() {
     );
     assert_eq!(registers[2].0, Duration::from_secs(120));
 }
+
+#[test]
+fn a_challenged_register_and_invite_are_answered_with_credentials() {
+    use sip::auth::{ChallengeStatus, DigestServer};
+    let server = DigestServer::new("example.com", [7; 32], Duration::from_secs(300));
+    let mut config = UaConfig::new(
+        "sip:alice@example.com",
+        "sip:alice@alice.host:5060",
+        "UDP alice.host:5060",
+    );
+    config.seed = 9;
+    config.credentials = Some(("alice".into(), "s3cret".into()));
+    let mut alice: Ua = UserAgent::new(
+        config,
+        Box::new(|uri: &str| {
+            Some((
+                if uri.contains("registrar") {
+                    "registrar"
+                } else {
+                    "bob"
+                },
+                false,
+            ))
+        }),
+    );
+    let mut peer: TransactionLayer<&str> = TransactionLayer::new(Timers {
+        trying_after: None,
+        ..Timers::default()
+    });
+    let t0 = Instant::now();
+    let unix = 1_800_000_000;
+    let lookup = |user: &str| (user == "alice").then(|| "s3cret".to_owned());
+
+    // Each request is challenged once, then accepted with valid credentials.
+    let mut serve = |alice: &mut Ua,
+                     peer: &mut TransactionLayer<&str>,
+                     status: ChallengeStatus|
+     -> Message {
+        let Some(t) = alice.poll_transmit() else {
+            panic!(
+                "no request; events: {:?}",
+                std::iter::from_fn(|| alice.poll_event()).collect::<Vec<_>>()
+            )
+        };
+        let req = Message::parse(t.bytes).unwrap();
+        peer.handle_message(t0, req, "alice", false);
+        let (id, request) = std::iter::from_fn(|| peer.poll_output())
+            .find_map(|o| match o {
+                Output::Event(TransactionEvent::Request { id, request, .. }) => Some((id, request)),
+                _ => None,
+            })
+            .unwrap();
+        let credentials = request.auth(status.credentials_header()).into_iter().next();
+        let response = match credentials {
+            None => server
+                .challenge_response(&request, status, unix, false)
+                .build()
+                .unwrap(),
+            Some(auth) => {
+                assert_eq!(
+                    server
+                        .verify(unix, request.method().unwrap().as_str(), &auth, lookup)
+                        .unwrap(),
+                    "alice"
+                );
+                MessageBuilder::response_to(&request, 200, Some("p1"))
+                    .header("Contact", "<sip:bob@bob.host:5060>")
+                    .build()
+                    .unwrap()
+            }
+        };
+        peer.send_response(t0, id, response).unwrap();
+        while let Some(o) = peer.poll_output() {
+            if let Output::Transmit(t) = o {
+                alice.handle_message(t0, Message::parse(t.bytes).unwrap(), "peer", false);
+            }
+        }
+        request
+    };
+
+    alice
+        .register(t0, "sip:registrar.example.com", 600)
+        .unwrap();
+    let first = serve(&mut alice, &mut peer, ChallengeStatus::Unauthorized);
+    let second = serve(&mut alice, &mut peer, ChallengeStatus::Unauthorized);
+    assert!(first.header(HeaderName::Authorization).is_none());
+    assert_eq!(second.cseq().unwrap().seq, first.cseq().unwrap().seq + 1);
+    assert!(matches!(
+        alice.poll_event(),
+        Some(UaEvent::Registered { .. })
+    ));
+
+    let call = alice.invite(t0, "sip:bob@bob.host:5060", None).unwrap();
+    let first = serve(
+        &mut alice,
+        &mut peer,
+        ChallengeStatus::ProxyAuthenticationRequired,
+    );
+    // The 407 is ACKed by the transaction; the retry follows it.
+    let ack = Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    assert_eq!(ack.method(), Some(&Method::Ack));
+    let second = serve(
+        &mut alice,
+        &mut peer,
+        ChallengeStatus::ProxyAuthenticationRequired,
+    );
+    assert_eq!(second.call_id(), first.call_id(), "the same call");
+    assert_ne!(
+        second.top_via().unwrap().branch(),
+        first.top_via().unwrap().branch()
+    );
+    assert!(second.header(HeaderName::ProxyAuthorization).is_some());
+    assert!(matches!(alice.poll_event(), Some(UaEvent::Answered { call: c, .. }) if c == call));
+}
