@@ -332,7 +332,7 @@ fn a_challenged_register_and_invite_are_answered_with_credentials() {
     let lookup = |user: &str| (user == "alice").then(|| "s3cret".to_owned());
 
     // Each request is challenged once, then accepted with valid credentials.
-    let mut serve = |alice: &mut Ua,
+    let serve = |alice: &mut Ua,
                      peer: &mut TransactionLayer<&str>,
                      status: ChallengeStatus|
      -> Message {
