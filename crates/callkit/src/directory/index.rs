@@ -5,166 +5,125 @@
 //! cache lines as possible. A plain sorted `Vec<i64>` is already 8 bytes per
 //! number, and a binary search over 80 MB costs ~24 dependent cache misses.
 //!
-//! Numbers are split into buckets by `(number - min) >> shift`, about eight
-//! to sixteen numbers per bucket. A table of `u32` bucket starts (a few
-//! megabytes for ten million numbers, so it mostly stays in the last-level
-//! cache) gives the bucket's range in one jump. Each number is stored only
-//! as its offset within its bucket, which fits in `shift` bits: two bytes
-//! per number when numbers are at least one in 65 536 dense (any real block
-//! list), four or eight bytes otherwise. A bucket's offsets then sit in one
-//! or two adjacent cache lines, so a lookup costs about one memory miss.
+//! Numbers are split into buckets by `(number - min) >> shift`, six to
+//! twelve numbers per bucket on average. Every bucket owns a fixed slot of
+//! [`LANES`] offsets within the bucket, ascending and padded with the lane
+//! type's maximum, so a lookup computes the slot's address directly and
+//! reads one aligned slot: one memory access, with nothing it depends on.
+//! Offsets fit in `shift` bits: two bytes per lane when numbers are at least
+//! one in 32 768 dense (any real block list), four or eight otherwise. A
+//! bucket holding more than `LANES` numbers (a dense cluster) keeps the rest
+//! in a sorted overflow list, searched only when its slot is full.
 //!
-//! The search inside a bucket compares a fixed window of offsets against
-//! the target and counts the smaller ones, without branching: the compiler
-//! turns it into a few vector compares, and with no mispredicted early exit
-//! the CPU overlaps the cache misses of consecutive lookups (an early-exit
-//! scan halved throughput in measurement). Clustered numbers (a whole
-//! country's range) only make some buckets longer; those fall back to a
-//! binary search, so the worst case stays logarithmic.
+//! The compare inside a slot is branch-free: the compiler turns it into a
+//! couple of vector compares, and with no mispredicted early exit the CPU
+//! overlaps the cache misses of consecutive lookups. An earlier layout, a
+//! table of bucket starts in front of packed offsets, cost two dependent
+//! misses per lookup and ran four times slower over ten million numbers.
+//!
+//! Ranks (what [`NumberIndex::position`] returns, and what label ids are
+//! stored by) come from a second table of bucket starts, read in parallel
+//! with the slot.
 
 use std::mem::size_of;
 use std::sync::Arc;
 
 /// Average numbers per bucket the table aims for; the real average lies
-/// between this and twice it, because `shift` moves in powers of two.
-const NUMBERS_PER_BUCKET: u64 = 8;
+/// between this and twice it, because `shift` moves in powers of two. Twice
+/// this stays below [`LANES`] so few buckets overflow even at random gaps.
+const NUMBERS_PER_BUCKET: u64 = 6;
 
-/// Offsets compared per lookup without branching; a bucket longer than this
-/// (rare unless numbers cluster) falls back to a binary search.
-const WINDOW: usize = 32;
+/// Offsets a bucket's slot holds.
+const LANES: usize = 16;
 
-/// `KEEP[WINDOW - len..][..WINDOW]` is `len` times `true`, then `false`.
-static KEEP: [bool; 2 * WINDOW] = {
-    let mut keep = [false; 2 * WINDOW];
-    let mut i = 0;
-    while i < WINDOW {
-        keep[i] = true;
-        i += 1;
-    }
-    keep
-};
-
-/// The width an offset within a bucket is stored at. Offsets are compared
-/// as lanes of a vector, so the type also counts lanes and indexes them.
-trait Offset: Copy + Ord + std::ops::Add<Output = Self> + From<bool> {
-    /// Keeps the low bits of `value`; callers only pass values that fit,
-    /// except for keys that land in the empty sentinel bucket.
+/// The width a bucket's offsets are stored at. `MAX` pads a slot and is
+/// never a real offset, because `shift` is kept below the type's width.
+trait Lane: Copy + Ord + std::fmt::Debug {
+    const MAX: Self;
+    const BITS: u32;
+    /// Keeps the low bits of `value`, which the callers keep in range.
     fn truncate(value: u64) -> Self;
     fn widen(self) -> u64;
 }
 
-impl Offset for i16 {
-    fn truncate(value: u64) -> Self {
-        value as i16
-    }
-    fn widen(self) -> u64 {
-        self as u16 as u64
-    }
-}
-
-impl Offset for u32 {
-    fn truncate(value: u64) -> Self {
-        value as u32
-    }
-    fn widen(self) -> u64 {
-        self.into()
-    }
-}
-
-impl Offset for u64 {
-    fn truncate(value: u64) -> Self {
-        value
-    }
-    fn widen(self) -> u64 {
-        self
-    }
-}
-
-/// Every number's offset within its bucket, in number order, then `WINDOW`
-/// padding values so a window read never runs off the end.
-#[derive(Debug, Clone)]
-enum Offsets {
-    /// `shift <= 15`: numbers at least one in 32 768 dense. Signed, because
-    /// baseline x86-64 has signed 16-bit vector compares only.
-    Narrow(Vec<i16>),
-    /// `shift <= 32`.
-    Medium(Vec<u32>),
-    /// Anything else, such as a few numbers spread over the whole range.
-    Wide(Vec<u64>),
-}
-
-impl Offsets {
-    fn new(keys: &[i64], min: i64, shift: u32) -> Self {
-        if shift <= 15 {
-            Offsets::Narrow(offsets(keys, min, shift))
-        } else if shift <= 32 {
-            Offsets::Medium(offsets(keys, min, shift))
-        } else {
-            Offsets::Wide(offsets(keys, min, shift))
+macro_rules! lane {
+    ($t:ty) => {
+        impl Lane for $t {
+            const MAX: Self = <$t>::MAX;
+            const BITS: u32 = <$t>::BITS;
+            fn truncate(value: u64) -> Self {
+                value as $t
+            }
+            fn widen(self) -> u64 {
+                self.into()
+            }
         }
-    }
-
-    #[inline]
-    fn get(&self, at: usize) -> u64 {
-        match self {
-            Offsets::Narrow(o) => o[at].widen(),
-            Offsets::Medium(o) => o[at].widen(),
-            Offsets::Wide(o) => o[at],
-        }
-    }
-
-    fn memory_bytes(&self) -> usize {
-        match self {
-            Offsets::Narrow(o) => o.capacity() * size_of::<i16>(),
-            Offsets::Medium(o) => o.capacity() * size_of::<u32>(),
-            Offsets::Wide(o) => o.capacity() * size_of::<u64>(),
-        }
-    }
-}
-
-fn offsets<T: Offset>(keys: &[i64], min: i64, shift: u32) -> Vec<T> {
-    // `shift` is below 64: it stops growing once the span shifts to zero.
-    let mask = (1u64 << shift) - 1;
-    let mut out = Vec::with_capacity(keys.len() + WINDOW);
-    out.extend(keys.iter().map(|&k| T::truncate((k - min) as u64 & mask)));
-    out.extend([T::truncate(0); WINDOW]);
-    out
-}
-
-/// Where `target` sits among `offsets[start..end]`, which are ascending.
-#[inline(always)]
-fn find<T: Offset>(offsets: &[T], start: usize, end: usize, target: T) -> Option<usize> {
-    let len = end - start;
-    let at = if len <= WINDOW {
-        // Count the bucket's offsets below the target over a fixed window;
-        // entries past the bucket's end are masked out. The mask is read
-        // from a table rather than computed from lane indices, which the
-        // compiler would widen to 64-bit compares. Counting in the offsets'
-        // own width keeps each step one vector compare; no type overflows
-        // at `WINDOW`.
-        let window = &offsets[start..][..WINDOW];
-        let keep = &KEEP[WINDOW - len..][..WINDOW];
-        let mut below = T::truncate(0);
-        for (&k, &o) in keep.iter().zip(window) {
-            below = below + T::from(k & (o < target));
-        }
-        start + below.widen() as usize
-    } else {
-        start + offsets[start..end].partition_point(|&o| o < target)
     };
-    // `at <= end`, and the padding keeps `offsets[end]` in bounds.
-    ((at < end) & (offsets[at] == target)).then_some(at)
+}
+lane!(u16);
+lane!(u32);
+lane!(u64);
+
+/// One bucket's offsets. Aligned to its size (for `u16`), so a slot never
+/// straddles two cache lines.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(32))]
+struct Slot<T>([T; LANES]);
+
+/// Every bucket's slot.
+#[derive(Debug, Clone)]
+enum Slots {
+    /// `shift < 16`.
+    Narrow(Vec<Slot<u16>>),
+    /// `shift < 32`.
+    Medium(Vec<Slot<u32>>),
+    /// Anything else, such as a few numbers spread over the whole range.
+    Wide(Vec<Slot<u64>>),
 }
 
-/// A sorted set of numbers with a bucket table for one-jump lookups.
+/// Lays out `keys`, split by `starts`, into slots and an overflow list.
+fn fill<T: Lane>(keys: &[i64], starts: &[u32], min: i64, shift: u32) -> (Vec<Slot<T>>, Vec<i64>) {
+    debug_assert!(shift < T::BITS);
+    let mut slots = vec![Slot([T::MAX; LANES]); starts.len().saturating_sub(1)];
+    let mut overflow = Vec::new();
+    for (bucket, (slot, range)) in slots.iter_mut().zip(starts.windows(2)).enumerate() {
+        let in_bucket = &keys[range[0] as usize..range[1] as usize];
+        let (inline, rest) = in_bucket.split_at(in_bucket.len().min(LANES));
+        let base = (bucket as u64) << shift;
+        for (lane, &key) in slot.0.iter_mut().zip(inline) {
+            *lane = T::truncate((key - min) as u64 - base);
+        }
+        overflow.extend_from_slice(rest);
+    }
+    overflow.shrink_to_fit();
+    (slots, overflow)
+}
+
+/// Whether `slot` holds `target`, with no branch.
+#[inline(always)]
+fn holds<T: Lane>(slot: &Slot<T>, target: T) -> bool {
+    slot.0.iter().fold(false, |hit, &o| hit | (o == target))
+}
+
+/// Where `target` sits in `slot`, if it is there.
+#[inline(always)]
+fn lane_of<T: Lane>(slot: &Slot<T>, target: T) -> Option<usize> {
+    // The offsets ascend, then padding: counting the smaller ones gives
+    // the first lane not below the target, branch-free.
+    let lane = slot.0.iter().fold(0, |n, &o| n + usize::from(o < target));
+    (slot.0.get(lane) == Some(&target)).then_some(lane)
+}
+
+/// A sorted set of numbers, one slot per bucket, for one-access lookups.
 #[derive(Debug, Clone)]
 pub(crate) struct NumberIndex {
-    offsets: Offsets,
+    slots: Slots,
+    /// Numbers past the `LANES`-th of their bucket, ascending.
+    overflow: Vec<i64>,
+    /// `starts[b]` is the rank of bucket `b`'s first number; one extra
+    /// entry holds the total.
+    starts: Vec<u32>,
     len: usize,
-    /// `buckets[b]..buckets[b + 1]` is the range of `offsets` in bucket `b`.
-    /// The last bucket is an empty sentinel that numbers outside the range
-    /// are clamped to, so a lookup needs no range check.
-    buckets: Vec<u32>,
     min: i64,
     shift: u32,
 }
@@ -195,59 +154,117 @@ impl NumberIndex {
         } else {
             (span >> shift) as usize + 1
         };
-        let mut buckets = Vec::with_capacity(bucket_count + 2);
+        let mut starts = Vec::with_capacity(bucket_count + 1);
         let mut next = 0usize;
         for bucket in 0..bucket_count as u64 {
             while next < len && (((keys[next] - min) as u64) >> shift) < bucket {
                 next += 1;
             }
-            buckets.push(next as u32);
+            starts.push(next as u32);
         }
-        buckets.extend([len as u32; 2]);
+        starts.push(len as u32);
+        let (slots, overflow) = if shift < 16 {
+            let (slots, overflow) = fill(&keys, &starts, min, shift);
+            (Slots::Narrow(slots), overflow)
+        } else if shift < 32 {
+            let (slots, overflow) = fill(&keys, &starts, min, shift);
+            (Slots::Medium(slots), overflow)
+        } else {
+            let (slots, overflow) = fill(&keys, &starts, min, shift);
+            (Slots::Wide(slots), overflow)
+        };
         NumberIndex {
-            offsets: Offsets::new(&keys, min, shift),
+            slots,
+            overflow,
+            starts,
             len,
-            buckets,
             min,
             shift,
         }
     }
 
-    /// Where `key` sits in [`keys`](Self::keys), if it is present.
-    ///
-    /// Written to be branch-free in the common case, so the CPU can overlap
-    /// the cache misses of consecutive lookups instead of stalling on a
-    /// mispredicted early exit.
-    #[inline]
-    pub(crate) fn position(&self, key: i64) -> Option<usize> {
-        // Below `min` wraps to a huge offset; both ends clamp to the sentinel.
+    /// The bucket `key` falls in, if any, and its offset within it.
+    #[inline(always)]
+    fn locate(&self, key: i64) -> Option<(usize, u64)> {
+        // Below `min` wraps to a huge offset, past every bucket.
         let offset = key.wrapping_sub(self.min) as u64;
-        let sentinel = (self.buckets.len() - 2) as u64;
-        let bucket = (offset >> self.shift).min(sentinel);
-        let start = self.buckets[bucket as usize] as usize;
-        let end = self.buckets[bucket as usize + 1] as usize;
-        // Below `1 << shift`, so it fits the offset width, unless the key was
-        // clamped to the sentinel, whose empty range compares nothing.
-        let target = offset.wrapping_sub(bucket << self.shift);
-        match &self.offsets {
-            Offsets::Narrow(o) => find(o, start, end, Offset::truncate(target)),
-            Offsets::Medium(o) => find(o, start, end, Offset::truncate(target)),
-            Offsets::Wide(o) => find(o, start, end, target),
-        }
+        let bucket = usize::try_from(offset >> self.shift).ok()?;
+        (bucket < self.starts.len() - 1).then(|| (bucket, offset & ((1 << self.shift) - 1)))
     }
 
+    /// Whether `key` is in a full bucket's overflow.
+    #[cold]
+    fn overflow_has(&self, key: i64) -> bool {
+        self.overflow.binary_search(&key).is_ok()
+    }
+
+    /// Whether `key` is present: one slot read, no branch on its contents
+    /// unless the slot is full.
     #[inline]
     pub(crate) fn contains(&self, key: i64) -> bool {
-        self.position(key).is_some()
+        let Some((bucket, target)) = self.locate(key) else {
+            return false;
+        };
+        let (hit, full) = match &self.slots {
+            Slots::Narrow(s) => probe(&s[bucket], target),
+            Slots::Medium(s) => probe(&s[bucket], target),
+            Slots::Wide(s) => probe(&s[bucket], target),
+        };
+        hit || (full && self.overflow_has(key))
     }
 
-    /// The numbers, ascending, rebuilt from their buckets and offsets.
-    pub(crate) fn keys(&self) -> Keys<'_> {
-        Keys {
-            index: self,
-            bucket: 0,
-            at: 0,
+    /// Where `key` sits in [`keys`](Self::keys), if it is present.
+    #[inline]
+    pub(crate) fn position(&self, key: i64) -> Option<usize> {
+        let (bucket, target) = self.locate(key)?;
+        let (lane, full) = match &self.slots {
+            Slots::Narrow(s) => rank_in(&s[bucket], target),
+            Slots::Medium(s) => rank_in(&s[bucket], target),
+            Slots::Wide(s) => rank_in(&s[bucket], target),
+        };
+        let start = self.starts[bucket] as usize;
+        if let Some(lane) = lane {
+            return Some(start + lane);
         }
+        if !full {
+            return None;
+        }
+        let at = self.overflow.binary_search(&key).ok()?;
+        let base = key - target as i64;
+        let first = self.overflow.partition_point(|&k| k < base);
+        Some(start + LANES + (at - first))
+    }
+
+    /// The numbers, ascending, rebuilt from their slots.
+    pub(crate) fn keys(&self) -> Keys<'_> {
+        let inner: Box<dyn Iterator<Item = i64> + '_> = match &self.slots {
+            Slots::Narrow(s) => Box::new(self.rebuild(s)),
+            Slots::Medium(s) => Box::new(self.rebuild(s)),
+            Slots::Wide(s) => Box::new(self.rebuild(s)),
+        };
+        Keys {
+            inner,
+            left: self.len,
+        }
+    }
+
+    fn rebuild<'a, T: Lane>(&'a self, slots: &'a [Slot<T>]) -> impl Iterator<Item = i64> + 'a {
+        slots.iter().enumerate().flat_map(move |(bucket, slot)| {
+            let base = (bucket as u64) << self.shift;
+            let inline = slot.0.iter().take_while(|&&o| o != T::MAX);
+            let inline = inline.map(move |&o| self.min + (base + o.widen()) as i64);
+            let spilled: &[i64] = if slot.0[LANES - 1] == T::MAX {
+                &[]
+            } else {
+                let end = base.saturating_add(1 << self.shift);
+                let from = |off: u64| {
+                    self.overflow
+                        .partition_point(|&k| ((k - self.min) as u64) < off)
+                };
+                &self.overflow[from(base)..from(end)]
+            };
+            inline.chain(spilled.iter().copied())
+        })
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -256,39 +273,53 @@ impl NumberIndex {
 
     /// Heap bytes held, counting capacity (what the process really pays).
     pub(crate) fn memory_bytes(&self) -> usize {
-        self.offsets.memory_bytes() + self.buckets.capacity() * size_of::<u32>()
+        let slots = match &self.slots {
+            Slots::Narrow(s) => s.capacity() * size_of::<Slot<u16>>(),
+            Slots::Medium(s) => s.capacity() * size_of::<Slot<u32>>(),
+            Slots::Wide(s) => s.capacity() * size_of::<Slot<u64>>(),
+        };
+        slots
+            + self.overflow.capacity() * size_of::<i64>()
+            + self.starts.capacity() * size_of::<u32>()
     }
 }
 
+/// Whether `slot` holds `target`, and whether it is full (so its bucket may
+/// have overflowed).
+#[inline(always)]
+fn probe<T: Lane>(slot: &Slot<T>, target: u64) -> (bool, bool) {
+    (
+        holds(slot, T::truncate(target)),
+        slot.0[LANES - 1] != T::MAX,
+    )
+}
+
+/// The lane of `target` in `slot`, and whether the slot is full.
+#[inline(always)]
+fn rank_in<T: Lane>(slot: &Slot<T>, target: u64) -> (Option<usize>, bool) {
+    (
+        lane_of(slot, T::truncate(target)),
+        slot.0[LANES - 1] != T::MAX,
+    )
+}
+
 /// The numbers of a [`NumberIndex`] in ascending order.
-#[derive(Debug, Clone)]
 pub(crate) struct Keys<'a> {
-    index: &'a NumberIndex,
-    /// The bucket holding `at`, once `at` is below `len`.
-    bucket: usize,
-    at: usize,
+    inner: Box<dyn Iterator<Item = i64> + 'a>,
+    left: usize,
 }
 
 impl Iterator for Keys<'_> {
     type Item = i64;
 
     fn next(&mut self) -> Option<i64> {
-        let index = self.index;
-        if self.at >= index.len {
-            return None;
-        }
-        while index.buckets[self.bucket + 1] as usize <= self.at {
-            self.bucket += 1;
-        }
-        let base = (self.bucket as u64) << index.shift;
-        let key = index.min + (base + index.offsets.get(self.at)) as i64;
-        self.at += 1;
+        let key = self.inner.next()?;
+        self.left -= 1;
         Some(key)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        let left = self.index.len - self.at;
-        (left, Some(left))
+        (self.left, Some(self.left))
     }
 }
 
@@ -362,6 +393,8 @@ impl LabelIndex {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
 
     fn index(keys: &[i64]) -> NumberIndex {
         NumberIndex::from_sorted(keys.to_vec())
@@ -440,6 +473,66 @@ mod tests {
         let idx = index(&keys);
         let per_entry = idx.memory_bytes() as f64 / keys.len() as f64;
         assert!(per_entry <= 10.0, "{per_entry} bytes per entry");
+    }
+
+    /// Sorted E.164-range key sets mixing dense runs, ordinary gaps and huge
+    /// jumps, sometimes pinned to the ends of the range.
+    fn key_sets() -> impl Strategy<Value = Vec<i64>> {
+        let max = crate::handle::PhoneNumber::MAX;
+        let step = prop_oneof![
+            4 => 1i64..3,
+            4 => 1i64..200,
+            1 => 1i64..1_000_000,
+            1 => 1i64..max / 4,
+        ];
+        (
+            prop::collection::vec(step, 0..400),
+            0i64..max,
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(move |(steps, start, with_min, with_max)| {
+                let mut keys = BTreeSet::new();
+                if with_min {
+                    keys.insert(1);
+                }
+                let mut k = start;
+                for step in steps {
+                    if k > max {
+                        break;
+                    }
+                    keys.insert(k);
+                    k = k.saturating_add(step);
+                }
+                if with_max {
+                    keys.insert(max);
+                }
+                keys.into_iter().collect()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn position_and_contains_agree_with_a_btreeset(
+            keys in key_sets(),
+            probes in prop::collection::vec(any::<i64>(), 0..50),
+        ) {
+            let set: BTreeSet<i64> = keys.iter().copied().collect();
+            let idx = index(&keys);
+            prop_assert_eq!(idx.keys().collect::<Vec<_>>(), keys.clone());
+            prop_assert_eq!(idx.keys().len(), keys.len());
+            let max = crate::handle::PhoneNumber::MAX;
+            let mut candidates = probes;
+            for &k in &keys {
+                candidates.extend([k, k - 1, k + 1]);
+            }
+            candidates.extend([i64::MIN, -1, 0, 1, 2, max - 1, max, max + 1, i64::MAX]);
+            for key in candidates {
+                let expected = set.contains(&key).then(|| set.range(..key).count());
+                prop_assert_eq!(idx.position(key), expected, "key {}", key);
+                prop_assert_eq!(idx.contains(key), expected.is_some(), "key {}", key);
+            }
+        }
     }
 
     #[test]
