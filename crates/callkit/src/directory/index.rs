@@ -6,14 +6,16 @@
 //! number, and a binary search over 80 MB costs ~24 dependent cache misses.
 //!
 //! Numbers are split into buckets by `(number - min) >> shift`, six to
-//! twelve numbers per bucket on average. Every bucket owns a fixed slot of
-//! [`LANES`] offsets within the bucket, ascending and padded with the lane
+//! twelve numbers per bucket on average. Every bucket owns a fixed 32-byte
+//! slot of offsets within the bucket, ascending and padded with the lane
 //! type's maximum, so a lookup computes the slot's address directly and
 //! reads one aligned slot: one memory access, with nothing it depends on.
-//! Offsets fit in `shift` bits: two bytes per lane when numbers are at least
-//! one in 32 768 dense (any real block list), four or eight otherwise. A
-//! bucket holding more than `LANES` numbers (a dense cluster) keeps the rest
-//! in a sorted overflow list, searched only when its slot is full.
+//! Offsets fit in `shift` bits: sixteen two-byte lanes when numbers are at
+//! least one in 32 768 dense (any real block list), else eight four-byte or
+//! four eight-byte lanes. A bucket holding more numbers than its slot has
+//! lanes (a dense cluster) keeps the rest in a sorted overflow list, searched
+//! only when its slot is full. At worst (everything overflowing) that is
+//! 8 bytes per number plus 32 per bucket, under 16 bytes per number.
 //!
 //! The compare inside a slot is branch-free: the compiler turns it into a
 //! couple of vector compares, and with no mispredicted early exit the CPU
@@ -30,11 +32,9 @@ use std::sync::Arc;
 
 /// Average numbers per bucket the table aims for; the real average lies
 /// between this and twice it, because `shift` moves in powers of two. Twice
-/// this stays below [`LANES`] so few buckets overflow even at random gaps.
+/// this stays below the sixteen lanes of a dense directory's slots, so few
+/// buckets overflow even at random gaps.
 const NUMBERS_PER_BUCKET: u64 = 6;
-
-/// Offsets a bucket's slot holds.
-const LANES: usize = 16;
 
 /// The width a bucket's offsets are stored at. `MAX` pads a slot and is
 /// never a real offset, because `shift` is kept below the type's width.
@@ -64,31 +64,36 @@ lane!(u16);
 lane!(u32);
 lane!(u64);
 
-/// One bucket's offsets. Aligned to its size (for `u16`), so a slot never
-/// straddles two cache lines.
+/// One bucket's `N` offsets, 32 bytes in every layout. Aligned to its size,
+/// so a slot never straddles two cache lines.
 #[derive(Debug, Clone, Copy)]
 #[repr(C, align(32))]
-struct Slot<T>([T; LANES]);
+struct Slot<T, const N: usize>([T; N]);
 
 /// Every bucket's slot.
 #[derive(Debug, Clone)]
 enum Slots {
     /// `shift < 16`.
-    Narrow(Vec<Slot<u16>>),
+    Narrow(Vec<Slot<u16, 16>>),
     /// `shift < 32`.
-    Medium(Vec<Slot<u32>>),
+    Medium(Vec<Slot<u32, 8>>),
     /// Anything else, such as a few numbers spread over the whole range.
-    Wide(Vec<Slot<u64>>),
+    Wide(Vec<Slot<u64, 4>>),
 }
 
 /// Lays out `keys`, split by `starts`, into slots and an overflow list.
-fn fill<T: Lane>(keys: &[i64], starts: &[u32], min: i64, shift: u32) -> (Vec<Slot<T>>, Vec<i64>) {
+fn fill<T: Lane, const N: usize>(
+    keys: &[i64],
+    starts: &[u32],
+    min: i64,
+    shift: u32,
+) -> (Vec<Slot<T, N>>, Vec<i64>) {
     debug_assert!(shift < T::BITS);
-    let mut slots = vec![Slot([T::MAX; LANES]); starts.len().saturating_sub(1)];
+    let mut slots = vec![Slot([T::MAX; N]); starts.len().saturating_sub(1)];
     let mut overflow = Vec::new();
     for (bucket, (slot, range)) in slots.iter_mut().zip(starts.windows(2)).enumerate() {
         let in_bucket = &keys[range[0] as usize..range[1] as usize];
-        let (inline, rest) = in_bucket.split_at(in_bucket.len().min(LANES));
+        let (inline, rest) = in_bucket.split_at(in_bucket.len().min(N));
         let base = (bucket as u64) << shift;
         for (lane, &key) in slot.0.iter_mut().zip(inline) {
             *lane = T::truncate((key - min) as u64 - base);
@@ -101,13 +106,13 @@ fn fill<T: Lane>(keys: &[i64], starts: &[u32], min: i64, shift: u32) -> (Vec<Slo
 
 /// Whether `slot` holds `target`, with no branch.
 #[inline(always)]
-fn holds<T: Lane>(slot: &Slot<T>, target: T) -> bool {
+fn holds<T: Lane, const N: usize>(slot: &Slot<T, N>, target: T) -> bool {
     slot.0.iter().fold(false, |hit, &o| hit | (o == target))
 }
 
 /// Where `target` sits in `slot`, if it is there.
 #[inline(always)]
-fn lane_of<T: Lane>(slot: &Slot<T>, target: T) -> Option<usize> {
+fn lane_of<T: Lane, const N: usize>(slot: &Slot<T, N>, target: T) -> Option<usize> {
     // The offsets ascend, then padding: counting the smaller ones gives
     // the first lane not below the target, branch-free.
     let lane = slot.0.iter().fold(0, |n, &o| n + usize::from(o < target));
@@ -118,7 +123,7 @@ fn lane_of<T: Lane>(slot: &Slot<T>, target: T) -> Option<usize> {
 #[derive(Debug, Clone)]
 pub(crate) struct NumberIndex {
     slots: Slots,
-    /// Numbers past the `LANES`-th of their bucket, ascending.
+    /// Numbers past the last lane of their bucket's slot, ascending.
     overflow: Vec<i64>,
     /// `starts[b]` is the rank of bucket `b`'s first number; one extra
     /// entry holds the total.
@@ -217,7 +222,7 @@ impl NumberIndex {
     #[inline]
     pub(crate) fn position(&self, key: i64) -> Option<usize> {
         let (bucket, target) = self.locate(key)?;
-        let (lane, full) = match &self.slots {
+        let (lane, full, lanes) = match &self.slots {
             Slots::Narrow(s) => rank_in(&s[bucket], target),
             Slots::Medium(s) => rank_in(&s[bucket], target),
             Slots::Wide(s) => rank_in(&s[bucket], target),
@@ -232,7 +237,7 @@ impl NumberIndex {
         let at = self.overflow.binary_search(&key).ok()?;
         let base = key - target as i64;
         let first = self.overflow.partition_point(|&k| k < base);
-        Some(start + LANES + (at - first))
+        Some(start + lanes + (at - first))
     }
 
     /// The numbers, ascending, rebuilt from their slots.
@@ -248,12 +253,15 @@ impl NumberIndex {
         }
     }
 
-    fn rebuild<'a, T: Lane>(&'a self, slots: &'a [Slot<T>]) -> impl Iterator<Item = i64> + 'a {
+    fn rebuild<'a, T: Lane, const N: usize>(
+        &'a self,
+        slots: &'a [Slot<T, N>],
+    ) -> impl Iterator<Item = i64> + 'a {
         slots.iter().enumerate().flat_map(move |(bucket, slot)| {
             let base = (bucket as u64) << self.shift;
             let inline = slot.0.iter().take_while(|&&o| o != T::MAX);
             let inline = inline.map(move |&o| self.min + (base + o.widen()) as i64);
-            let spilled: &[i64] = if slot.0[LANES - 1] == T::MAX {
+            let spilled: &[i64] = if slot.0[N - 1] == T::MAX {
                 &[]
             } else {
                 let end = base.saturating_add(1 << self.shift);
@@ -274,9 +282,9 @@ impl NumberIndex {
     /// Heap bytes held, counting capacity (what the process really pays).
     pub(crate) fn memory_bytes(&self) -> usize {
         let slots = match &self.slots {
-            Slots::Narrow(s) => s.capacity() * size_of::<Slot<u16>>(),
-            Slots::Medium(s) => s.capacity() * size_of::<Slot<u32>>(),
-            Slots::Wide(s) => s.capacity() * size_of::<Slot<u64>>(),
+            Slots::Narrow(s) => s.capacity() * size_of::<Slot<u16, 16>>(),
+            Slots::Medium(s) => s.capacity() * size_of::<Slot<u32, 8>>(),
+            Slots::Wide(s) => s.capacity() * size_of::<Slot<u64, 4>>(),
         };
         slots
             + self.overflow.capacity() * size_of::<i64>()
@@ -287,19 +295,20 @@ impl NumberIndex {
 /// Whether `slot` holds `target`, and whether it is full (so its bucket may
 /// have overflowed).
 #[inline(always)]
-fn probe<T: Lane>(slot: &Slot<T>, target: u64) -> (bool, bool) {
-    (
-        holds(slot, T::truncate(target)),
-        slot.0[LANES - 1] != T::MAX,
-    )
+fn probe<T: Lane, const N: usize>(slot: &Slot<T, N>, target: u64) -> (bool, bool) {
+    (holds(slot, T::truncate(target)), slot.0[N - 1] != T::MAX)
 }
 
-/// The lane of `target` in `slot`, and whether the slot is full.
+/// The lane of `target` in `slot`, whether the slot is full, and its lanes.
 #[inline(always)]
-fn rank_in<T: Lane>(slot: &Slot<T>, target: u64) -> (Option<usize>, bool) {
+fn rank_in<T: Lane, const N: usize>(
+    slot: &Slot<T, N>,
+    target: u64,
+) -> (Option<usize>, bool, usize) {
     (
         lane_of(slot, T::truncate(target)),
-        slot.0[LANES - 1] != T::MAX,
+        slot.0[N - 1] != T::MAX,
+        N,
     )
 }
 
@@ -473,6 +482,25 @@ mod tests {
         let idx = index(&keys);
         let per_entry = idx.memory_bytes() as f64 / keys.len() as f64;
         assert!(per_entry <= 10.0, "{per_entry} bytes per entry");
+    }
+
+    #[test]
+    fn any_spread_stays_under_sixteen_bytes_per_number() {
+        let max = crate::handle::PhoneNumber::MAX;
+        let n = 100_000i64;
+        let sets: [(&str, Vec<i64>); 4] = [
+            ("dense", (0..n).map(|i| 18_000_000_000 + i * 37).collect()),
+            // A cluster and one far number: every bucket but two is empty.
+            ("clustered", (1..n).chain([max]).collect()),
+            ("medium", (0..n).map(|i| i * 1_000_000).collect()),
+            ("wide", (0..n).map(|i| i * (max / n)).collect()),
+        ];
+        for (name, keys) in sets {
+            let idx = index(&keys);
+            let per_entry = idx.memory_bytes() as f64 / keys.len() as f64;
+            assert!(per_entry <= 16.0, "{name}: {per_entry} bytes per entry");
+            assert!(keys.iter().all(|&k| idx.contains(k)), "{name}");
+        }
     }
 
     /// Sorted E.164-range key sets mixing dense runs, ordinary gaps and huge
