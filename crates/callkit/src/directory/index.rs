@@ -70,6 +70,12 @@ lane!(u64);
 #[repr(C, align(32))]
 struct Slot<T, const N: usize>([T; N]);
 
+const _: () = assert!(
+    size_of::<Slot<u16, 16>>() == 32
+        && size_of::<Slot<u32, 8>>() == 32
+        && size_of::<Slot<u64, 4>>() == 32
+);
+
 /// Every bucket's slot.
 #[derive(Debug, Clone)]
 enum Slots {
