@@ -236,11 +236,11 @@ impl DirectoryLoader {
         };
         let base = &removals.base;
 
-        let kept_blocking: &[i64] = if removals.all_blocking {
-            &[]
+        let kept_blocking = base.blocking.keys().take(if removals.all_blocking {
+            0
         } else {
-            base.blocking.keys()
-        };
+            base.blocking.len()
+        });
         let mut blocking = Vec::with_capacity(kept_blocking.len() + self.blocking.len());
         merge(
             kept_blocking,
@@ -248,7 +248,7 @@ impl DirectoryLoader {
             &self.blocking,
             |origin| {
                 blocking.push(match origin {
-                    Origin::Old(i) => kept_blocking[i],
+                    Origin::Old { key, .. } => key,
                     Origin::New(i) => self.blocking[i],
                 })
             },
@@ -257,11 +257,11 @@ impl DirectoryLoader {
         // Labels are re-interned so ones no longer used are dropped; the
         // remap tables make that one array lookup per entry, not a hash.
         let old = &base.identification;
-        let kept_identification: &[i64] = if removals.all_identification {
-            &[]
+        let kept_identification = old.keys().take(if removals.all_identification {
+            0
         } else {
-            old.keys()
-        };
+            old.len()
+        });
         let mut table = LabelTable::default();
         let mut old_ids = vec![u32::MAX; old.labels().len()];
         let mut new_ids = vec![u32::MAX; self.labels.len()];
@@ -274,10 +274,10 @@ impl DirectoryLoader {
             &self.identification,
             |origin| {
                 let (key, id) = match origin {
-                    Origin::Old(i) => {
-                        let label = old.label_ids()[i] as usize;
+                    Origin::Old { index, key } => {
+                        let label = old.label_ids()[index] as usize;
                         let id = table.remap(&mut old_ids[label], &old.labels()[label]);
-                        (kept_identification[i], id)
+                        (key, id)
                     }
                     Origin::New(i) => {
                         let label = self.identification_labels[i] as usize;
@@ -366,9 +366,10 @@ fn order_error(kind: EntryKind, number: i64, previous: i64) -> CallDirectoryErro
     }
 }
 
-/// Which input of [`merge`] an entry comes from, by index.
+/// Which input of [`merge`] an entry comes from: the old entry's index and
+/// number, or the new entry's index.
 enum Origin {
-    Old(usize),
+    Old { index: usize, key: i64 },
     New(usize),
 }
 
@@ -393,12 +394,17 @@ impl LabelTable {
 
 /// Walks `old` minus `removed`, and `added`, in ascending order; the loader
 /// has already made sure the two do not overlap.
-fn merge(old: &[i64], removed: &HashSet<i64>, added: &[i64], mut emit: impl FnMut(Origin)) {
+fn merge(
+    old: impl Iterator<Item = i64>,
+    removed: &HashSet<i64>,
+    added: &[i64],
+    mut emit: impl FnMut(Origin),
+) {
     let mut removed: Vec<i64> = removed.iter().copied().collect();
     removed.sort_unstable();
     let mut removed = removed.into_iter().peekable();
     let mut next_added = 0;
-    for (i, &key) in old.iter().enumerate() {
+    for (index, key) in old.enumerate() {
         while removed.next_if(|&r| r < key).is_some() {}
         if removed.peek() == Some(&key) {
             continue;
@@ -407,7 +413,7 @@ fn merge(old: &[i64], removed: &HashSet<i64>, added: &[i64], mut emit: impl FnMu
             emit(Origin::New(next_added));
             next_added += 1;
         }
-        emit(Origin::Old(i));
+        emit(Origin::Old { index, key });
     }
     for i in next_added..added.len() {
         emit(Origin::New(i));
@@ -426,12 +432,17 @@ mod tests {
     fn merge_skips_removed_and_interleaves_additions() {
         let removed: HashSet<i64> = [3, 7, 100].into_iter().collect();
         let mut out = Vec::new();
-        merge(&[1, 3, 5, 7, 9], &removed, &[2, 7, 10, 11], |o| {
-            out.push(match o {
-                Origin::Old(i) => [1, 3, 5, 7, 9][i],
-                Origin::New(i) => [2, 7, 10, 11][i],
-            })
-        });
+        merge(
+            [1, 3, 5, 7, 9].into_iter(),
+            &removed,
+            &[2, 7, 10, 11],
+            |o| {
+                out.push(match o {
+                    Origin::Old { key, .. } => key,
+                    Origin::New(i) => [2, 7, 10, 11][i],
+                })
+            },
+        );
         assert_eq!(out, [1, 2, 5, 7, 9, 10, 11]);
     }
 

@@ -98,7 +98,7 @@ impl DirectorySnapshot {
 
     /// Blocked numbers, ascending.
     pub fn blocked_numbers(&self) -> impl Iterator<Item = PhoneNumber> + '_ {
-        self.blocking.keys().iter().map(|&k| number(k))
+        self.blocking.keys().map(number)
     }
 
     /// Identified numbers and their labels, ascending by number.
@@ -106,9 +106,8 @@ impl DirectorySnapshot {
         let labels = self.identification.labels();
         self.identification
             .keys()
-            .iter()
             .zip(self.identification.label_ids())
-            .map(move |(&k, &id)| (number(k), &labels[id as usize]))
+            .map(move |(k, &id)| (number(k), &labels[id as usize]))
     }
 }
 

@@ -97,7 +97,7 @@ fn sync_parent(path: &Path) {
 }
 
 fn encode(snapshot: &DirectorySnapshot) -> Vec<u8> {
-    let blocking = snapshot.blocking.keys();
+    let blocking = &snapshot.blocking;
     let identification = &snapshot.identification;
     let labels = identification.labels();
     let label_bytes: usize = labels.iter().map(|l| l.len()).sum();
@@ -119,7 +119,7 @@ fn encode(snapshot: &DirectorySnapshot) -> Vec<u8> {
     ] {
         out.extend_from_slice(&(count as u64).to_le_bytes());
     }
-    for key in blocking.iter().chain(identification.keys()) {
+    for key in blocking.keys().chain(identification.keys()) {
         out.extend_from_slice(&key.to_le_bytes());
     }
     for id in identification.label_ids() {
