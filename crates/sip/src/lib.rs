@@ -19,6 +19,12 @@
 //! assert_eq!(msg.from().unwrap().tag(), Some("1928301774"));
 //! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
 //! ```
+//!
+//! [`transport`] carries messages over UDP, TCP and TLS. Its framing of
+//! streams and its Via rules (`received`/`rport`, where a response goes) are
+//! sans-IO functions tested byte by byte; the tokio [`TransportLayer`] around
+//! them only owns sockets, connections and timers, so it stays thin enough
+//! to need no logic of its own.
 
 pub mod builder;
 pub mod error;
@@ -26,6 +32,7 @@ pub mod header;
 pub mod message;
 pub mod method;
 mod scan;
+pub mod transport;
 pub mod uri;
 
 pub use builder::{default_reason, MessageBuilder};
@@ -34,4 +41,8 @@ pub use header::{HeaderName, NameAddr, Params, Via};
 pub use message::{split_commas, Limits, Message};
 pub use method::Method;
 pub use scan::{unescape, unquote};
+pub use transport::{
+    response_target, ConnectionId, Incoming, StreamFramer, Target, Transport, TransportConfig,
+    TransportLayer,
+};
 pub use uri::{Host, SipUri, TelUri, Uri, UriError};

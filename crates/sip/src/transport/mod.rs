@@ -1,0 +1,144 @@
+//! SIP transports: UDP, TCP and TLS (RFC 3261 §18, RFC 3581, RFC 5626 §4.4.1).
+//!
+//! Everything that decides something is sans-IO and tested without sockets:
+//! [`StreamFramer`] cuts a byte stream into messages and keep-alives,
+//! [`stamp_received`] writes `received`/`rport` into a request's top Via, and
+//! [`response_target`] says where a response goes. [`TransportLayer`] is the
+//! thin tokio driver around them: it owns the sockets, the connection table
+//! (connections are reused in both directions and closed when idle) and
+//! hands every received message out as an [`Incoming`].
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), sip::transport::TransportError> {
+//! use sip::transport::{response_target, TransportConfig, TransportLayer};
+//! let (layer, mut incoming) = TransportLayer::bind(TransportConfig::new("127.0.0.1:0".parse().unwrap())).await?;
+//! while let Some(inc) = incoming.recv().await {
+//!     if inc.message.is_request() {
+//!         let ok = sip::MessageBuilder::response_to(&inc.message, 200, Some("t1")).to_bytes();
+//!         let resp = sip::Message::parse(ok.clone()).unwrap();
+//!         if let Some(target) = response_target(&resp) {
+//!             layer.send(&target, ok).await?;
+//!         }
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::net::SocketAddr;
+
+use crate::message::Message;
+
+mod framing;
+mod layer;
+mod tls;
+mod via;
+
+pub use framing::{Frame, FramingError, StreamFramer, PING, PONG};
+pub use layer::{SendError, TransportConfig, TransportError, TransportLayer};
+pub use tls::{client_config_trusting_pem, server_config_from_pem, TlsConfigError};
+pub use via::{response_target, stamp_received};
+
+/// The transports this layer speaks, as named in a Via's sent-protocol.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl Transport {
+    /// From a Via transport token (case-insensitive); `None` for the ones
+    /// this layer does not speak (SCTP, WS, …).
+    pub fn from_via(token: &str) -> Option<Transport> {
+        [Transport::Udp, Transport::Tcp, Transport::Tls]
+            .into_iter()
+            .find(|t| t.as_str().eq_ignore_ascii_case(token))
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+            Transport::Tls => "TLS",
+        }
+    }
+
+    /// 5061 for TLS (`sips:`), 5060 otherwise (RFC 3261 §19.1.2).
+    pub fn default_port(self) -> u16 {
+        match self {
+            Transport::Tls => 5061,
+            Transport::Udp | Transport::Tcp => 5060,
+        }
+    }
+
+    /// TCP and TLS: a connection carries the messages.
+    pub fn is_reliable(self) -> bool {
+        self != Transport::Udp
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where to send: a transport and an address. For TLS, `server_name` is the
+/// name the certificate must carry (SNI); without it the IP address is
+/// checked against the certificate's IP SANs.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Target {
+    pub transport: Transport,
+    pub addr: SocketAddr,
+    pub server_name: Option<String>,
+}
+
+impl Target {
+    pub fn new(transport: Transport, addr: SocketAddr) -> Self {
+        Target {
+            transport,
+            addr,
+            server_name: None,
+        }
+    }
+    pub fn udp(addr: SocketAddr) -> Self {
+        Self::new(Transport::Udp, addr)
+    }
+    pub fn tcp(addr: SocketAddr) -> Self {
+        Self::new(Transport::Tcp, addr)
+    }
+    /// TLS to `addr`, verifying the certificate against `server_name` (the
+    /// target's host name), or against the IP address when `None`.
+    pub fn tls(addr: SocketAddr, server_name: Option<&str>) -> Self {
+        Target {
+            transport: Transport::Tls,
+            addr,
+            server_name: server_name.map(str::to_owned),
+        }
+    }
+}
+
+/// Names one TCP or TLS connection for as long as the layer lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(pub(crate) u64);
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "conn#{}", self.0)
+    }
+}
+
+/// A message the layer received. Requests already carry `received`/`rport`
+/// in their top Via (see [`stamp_received`]).
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub message: Message,
+    /// The peer's address.
+    pub source: SocketAddr,
+    /// Our address it arrived on.
+    pub local: SocketAddr,
+    pub transport: Transport,
+    /// The TCP/TLS connection it came on; `None` for UDP.
+    pub connection: Option<ConnectionId>,
+}
