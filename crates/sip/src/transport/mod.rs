@@ -8,19 +8,28 @@
 //! (connections are reused in both directions and closed when idle) and
 //! hands every received message out as an [`Incoming`].
 //!
-//! ```no_run
-//! # async fn run() -> Result<(), sip::transport::TransportError> {
-//! use sip::transport::{response_target, TransportConfig, TransportLayer};
-//! let (layer, mut incoming) = TransportLayer::bind(TransportConfig::new("127.0.0.1:0".parse().unwrap())).await?;
-//! while let Some(inc) = incoming.recv().await {
-//!     if inc.message.is_request() {
-//!         let ok = sip::MessageBuilder::response_to(&inc.message, 200, Some("t1")).to_bytes();
-//!         let resp = sip::Message::parse(ok.clone()).unwrap();
-//!         if let Some(target) = response_target(&resp) {
-//!             layer.send(&target, ok).await?;
-//!         }
+//! A server that answers every request with `200 OK`, and one request to it:
+//!
+//! ```
+//! use sip::transport::{response_target, Transport, TransportConfig, TransportLayer};
+//! use sip::{Message, MessageBuilder};
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (layer, mut incoming) = TransportLayer::bind(TransportConfig::new("127.0.0.1:0".parse()?)).await?;
+//! let server = layer.local_addr(Transport::Udp).unwrap();
+//! # let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await?;
+//! # client.send_to(b"OPTIONS sip:s@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP client.invalid;rport;branch=z9hG4bK1\r\n\
+//! #   From: <sip:a@b>;tag=1\r\nTo: <sip:s@127.0.0.1>\r\nCall-ID: doc\r\nCSeq: 1 OPTIONS\r\n\r\n", server).await?;
+//! // The whole driver loop of a stateless server:
+//! if let Some(request) = incoming.recv().await {
+//!     let ok = MessageBuilder::response_to(&request.message, 200, Some("t1")).to_bytes();
+//!     if let Some(target) = response_target(&Message::parse(ok.clone())?) {
+//!         layer.send(&target, ok).await?; // to received:rport, stamped on the way in
 //!     }
 //! }
+//! # let mut buf = [0u8; 2048];
+//! # let (n, _) = tokio::time::timeout(std::time::Duration::from_secs(5), client.recv_from(&mut buf)).await??;
+//! # assert_eq!(Message::parse(buf[..n].to_vec())?.status(), Some(200));
 //! # Ok(()) }
 //! ```
 
