@@ -530,6 +530,7 @@ impl Connection {
                 _ = shutdown.changed() => break "shutting down".into(),
             }
         };
+        rx.close(); // a racing send now fails and connects anew
         self.inner.remove(self.id);
         debug!(id = %self.id, transport = %self.transport, peer = %self.peer, why, "connection closed");
         let _ = timeout(Duration::from_secs(1), wr.shutdown()).await;

@@ -23,12 +23,16 @@ fn same_ip(host: &Host<'_>, ip: IpAddr) -> bool {
 /// The top Via as it should read after stamping, or `None` when it needs
 /// no change.
 fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<String> {
+    let ip = source.ip().to_canonical();
     let wants_rport = via.rport() == Some(None);
-    let differs = !same_ip(&via.host, source.ip());
-    if !wants_rport && !differs {
+    let differs = !same_ip(&via.host, ip);
+    // A received the sender wrote itself would steer our responses elsewhere.
+    let forged = via
+        .received()
+        .is_some_and(|r| r.parse::<IpAddr>().map(|r| r.to_canonical()) != Ok(ip));
+    if !wants_rport && !differs && !forged {
         return None;
     }
-    let ip = source.ip().to_canonical();
     let mut out = format!(
         "{}/{}/{} {}",
         via.protocol, via.version, via.transport, via.host
@@ -57,7 +61,9 @@ fn stamped_via(via: &Via<'_>, source: SocketAddr) -> Option<String> {
 /// Stamps a request's top Via with `received=<source ip>` when the sent-by
 /// host is not the source address (RFC 3261 §18.2.1), and fills an empty
 /// `rport` with the source port, adding `received` too (RFC 3581 §4).
-/// Responses, and requests that need no stamp, come back unchanged.
+/// A `received` that does not name the source address is replaced, so a
+/// sender cannot steer responses elsewhere. Responses, and requests that
+/// need no stamp, come back unchanged.
 pub fn stamp_received(message: Message, source: SocketAddr) -> Result<Message, ParseError> {
     if !message.is_request() {
         return Ok(message);
@@ -134,6 +140,22 @@ From: <sip:a@example.com>;tag=1\r\nTo: <sip:b@example.com>\r\nCall-ID: c\r\nCSeq
         let m = request("SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1");
         let out = stamp_received(m, SRC.parse().unwrap()).unwrap();
         assert_eq!(top(&out), "SIP/2.0/UDP 192.0.2.7:5060;branch=z9hG4bK1");
+    }
+
+    #[test]
+    fn a_received_written_by_the_sender_is_replaced() {
+        let m = request("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;received=203.0.113.9");
+        let out = stamp_received(m, SRC.parse().unwrap()).unwrap();
+        assert_eq!(
+            top(&out),
+            "SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;received=192.0.2.7"
+        );
+        let m = request("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;received=192.0.2.7");
+        let out = stamp_received(m, SRC.parse().unwrap()).unwrap();
+        assert_eq!(
+            top(&out),
+            "SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1;received=192.0.2.7"
+        );
     }
 
     #[test]
