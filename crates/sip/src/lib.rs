@@ -22,7 +22,7 @@
 //!
 //! [`transport`] carries messages over UDP, TCP and TLS. Its framing of
 //! streams and its Via rules (`received`/`rport`, where a response goes) are
-//! sans-IO functions tested byte by byte; the tokio [`TransportLayer`] around
+//! sans-IO functions tested byte by byte; the tokio `TransportLayer` around
 //! them only owns sockets, connections and timers, so it stays thin enough
 //! to need no logic of its own.
 
@@ -41,8 +41,7 @@ pub use header::{HeaderName, NameAddr, Params, Via};
 pub use message::{split_commas, Limits, Message};
 pub use method::Method;
 pub use scan::{unescape, unquote};
-pub use transport::{
-    response_target, ConnectionId, Incoming, StreamFramer, Target, Transport, TransportConfig,
-    TransportLayer,
-};
+pub use transport::{response_target, ConnectionId, Incoming, StreamFramer, Target, Transport};
+#[cfg(feature = "net")]
+pub use transport::{TransportConfig, TransportLayer};
 pub use uri::{Host, SipUri, TelUri, Uri, UriError};

@@ -1,4 +1,5 @@
 //! The transport layer on loopback: UDP, TCP and TLS, with every wait bounded.
+#![cfg(feature = "net")]
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -6,7 +6,8 @@
 //! [`response_target`] says where a response goes. [`TransportLayer`] is the
 //! thin tokio driver around them: it owns the sockets, the connection table
 //! (connections are reused in both directions and closed when idle) and
-//! hands every received message out as an [`Incoming`].
+//! hands every received message out as an [`Incoming`]. The drivers come
+//! with the default `net` feature; without it only the sans-IO parts build.
 //!
 //! A server that answers every request with `200 OK`, and one request to it:
 //!
@@ -39,12 +40,16 @@ use std::net::SocketAddr;
 use crate::message::Message;
 
 mod framing;
+#[cfg(feature = "net")]
 mod layer;
+#[cfg(feature = "net")]
 mod tls;
 mod via;
 
 pub use framing::{Frame, FramingError, StreamFramer, PING, PONG};
+#[cfg(feature = "net")]
 pub use layer::{SendError, TransportConfig, TransportError, TransportLayer};
+#[cfg(feature = "net")]
 pub use tls::{client_config_trusting_pem, server_config_from_pem, TlsConfigError};
 pub use via::{response_target, stamp_received};
 

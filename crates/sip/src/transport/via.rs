@@ -79,7 +79,7 @@ pub fn stamp_received(message: Message, source: SocketAddr) -> Result<Message, P
 
 /// Where a response goes (RFC 3261 §18.2.2 with RFC 3581 §4), from its top
 /// Via: on a reliable transport, the connection the request came on, which
-/// [`TransportLayer::send`](super::TransportLayer::send) finds by the
+/// `TransportLayer::send` finds by the
 /// `received` address (and `rport`, or else the sent-by port); on UDP, the
 /// `maddr` if it is an IP address, else `received` with `rport` if filled
 /// (else the sent-by port), else the sent-by address. Ports default to 5060,
