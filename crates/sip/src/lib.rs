@@ -22,6 +22,12 @@
 //! assert_eq!(msg.from().unwrap().tag(), Some("1928301774"));
 //! assert_eq!(msg.top_via().unwrap().branch(), Some("z9hG4bK776asdhds"));
 //! ```
+//!
+//! [`transport`] carries messages over UDP, TCP and TLS. Its framing of
+//! streams and its Via rules (`received`/`rport`, where a response goes) are
+//! sans-IO functions tested byte by byte; the tokio `TransportLayer` around
+//! them only owns sockets, connections and timers, so it stays thin enough
+//! to need no logic of its own.
 
 pub mod auth;
 pub mod builder;
@@ -32,6 +38,7 @@ pub mod message;
 pub mod method;
 mod scan;
 pub mod transaction;
+pub mod transport;
 pub mod ua;
 pub mod uri;
 
@@ -42,4 +49,7 @@ pub use header::{HeaderName, NameAddr, Params, Via};
 pub use message::{split_commas, Limits, Message};
 pub use method::Method;
 pub use scan::{unescape, unquote};
+pub use transport::{response_target, ConnectionId, Incoming, StreamFramer, Target, Transport};
+#[cfg(feature = "net")]
+pub use transport::{TransportConfig, TransportLayer};
 pub use uri::{Host, SipUri, TelUri, Uri, UriError};

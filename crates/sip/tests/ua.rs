@@ -333,8 +333,8 @@ fn a_challenged_register_and_invite_are_answered_with_credentials() {
 
     // Each request is challenged once, then accepted with valid credentials.
     let serve = |alice: &mut Ua,
-                     peer: &mut TransactionLayer<&str>,
-                     status: ChallengeStatus|
+                 peer: &mut TransactionLayer<&str>,
+                 status: ChallengeStatus|
      -> Message {
         let Some(t) = alice.poll_transmit() else {
             panic!(
