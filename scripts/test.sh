@@ -5,6 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+echo "== third-party peers"
+bash scripts/install-peers.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 

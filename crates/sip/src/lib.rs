@@ -32,6 +32,8 @@
 pub mod auth;
 pub mod builder;
 pub mod dialog;
+#[cfg(feature = "net")]
+pub mod endpoint;
 pub mod error;
 pub mod header;
 pub mod message;

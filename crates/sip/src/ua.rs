@@ -39,6 +39,17 @@ pub struct UaConfig {
     pub timers: Timers,
     /// Username and password for digest challenges (401/407).
     pub credentials: Option<(String, String)>,
+    /// Challenge new requests from others (INVITE, REGISTER, OPTIONS…)
+    /// and accept only those with valid credentials.
+    pub authenticate: Option<std::sync::Arc<UaAuth>>,
+}
+
+/// The digest server and the users it accepts.
+#[derive(Debug)]
+pub struct UaAuth {
+    pub server: crate::auth::DigestServer,
+    /// Username → password.
+    pub users: HashMap<String, String>,
 }
 
 impl UaConfig {
@@ -54,6 +65,7 @@ impl UaConfig {
                 .finish(),
             timers: Timers::default(),
             credentials: None,
+            authenticate: None,
         }
     }
 }
@@ -175,6 +187,8 @@ pub struct UserAgent<D> {
     regs: HashMap<RegId, Registration<D>>,
     next_reg: u64,
     auth: Option<crate::auth::DigestClient>,
+    /// Maps the simulated clock to Unix time, for digest nonces.
+    wall: Option<(Instant, u64)>,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit<D>>,
 }
@@ -195,6 +209,7 @@ impl<D: Clone + Debug> UserAgent<D> {
             server_invites: HashMap::new(),
             regs: HashMap::new(),
             next_reg: 1,
+            wall: None,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
         }
@@ -202,6 +217,69 @@ impl<D: Clone + Debug> UserAgent<D> {
 
     pub fn config(&self) -> &UaConfig {
         &self.config
+    }
+
+    /// Anchors Unix time (for digest nonces) to the clock the UA is driven with.
+    pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
+        self.wall = Some((now, unix_secs));
+    }
+
+    fn unix(&self, now: Instant) -> u64 {
+        self.wall.map_or(0, |(at, unix)| {
+            unix + now.saturating_duration_since(at).as_secs()
+        })
+    }
+
+    /// Challenges a new request from outside a dialog when authentication is
+    /// on; true when it may proceed.
+    fn authenticated(&mut self, now: Instant, id: ServerTxId, request: &Message) -> bool {
+        let Some(auth) = self.config.authenticate.clone() else {
+            return true;
+        };
+        let in_dialog = request.to().and_then(|t| t.tag()).is_some();
+        if in_dialog
+            || matches!(
+                request.method(),
+                Some(Method::Ack | Method::Cancel | Method::Bye)
+            )
+        {
+            return true;
+        }
+        let unix = self.unix(now);
+        let method = request
+            .method()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default();
+        let stale = match request.auth(HeaderName::Authorization).first() {
+            None => false,
+            Some(credentials) => {
+                let lookup = |user: &str| auth.users.get(user).cloned();
+                match auth.server.verify(unix, &method, credentials, lookup) {
+                    Ok(user) => {
+                        tracing::debug!(%user, %method, "authenticated");
+                        return true;
+                    }
+                    Err(crate::auth::VerifyError::Stale) => true,
+                    Err(e) => {
+                        tracing::info!(%method, "authentication failed: {e}");
+                        false
+                    }
+                }
+            }
+        };
+        let challenge = auth
+            .server
+            .challenge_response(
+                request,
+                crate::auth::ChallengeStatus::Unauthorized,
+                unix,
+                stale,
+            )
+            .build();
+        if let Ok(challenge) = challenge {
+            let _ = self.tl.send_response(now, id, challenge);
+        }
+        false
     }
 
     fn token(&mut self) -> String {
@@ -669,7 +747,22 @@ impl<D: Clone + Debug> UserAgent<D> {
     ) {
         let method = request.method().cloned().unwrap_or(Method::Options);
         let call = CallId(request.call_id().unwrap_or_default().to_owned());
+        if !self.authenticated(now, id, &request) {
+            return;
+        }
         match method {
+            Method::Register => {
+                // Not a registrar: an authenticated REGISTER is acknowledged
+                // with its own bindings, so a client can test its credentials.
+                let expires = request.expires().unwrap_or(3600);
+                let mut b = MessageBuilder::response_to(&request, 200, Some(&self.token()));
+                for contact in request.headers(HeaderName::Contact) {
+                    b = b.header("Contact", contact.to_owned());
+                }
+                if let Ok(resp) = b.header("Expires", expires.to_string()).build() {
+                    let _ = self.tl.send_response(now, id, resp);
+                }
+            }
             Method::Invite if request.to().and_then(|t| t.tag()).is_none() => {
                 let local_tag = self.token();
                 self.server_invites.insert(id, call.clone());
@@ -941,6 +1034,12 @@ impl<D: Clone + Debug> UserAgent<D> {
     }
 
     // ----- output -----------------------------------------------------------
+
+    /// The transport could not deliver a transmit of this transaction.
+    pub fn handle_transport_error(&mut self, now: Instant, tx: TxId) {
+        self.tl.handle_transport_error(tx);
+        self.pump(now);
+    }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit<D>> {
         self.transmits.pop_front()

@@ -405,3 +405,32 @@ fn proxy_challenge_round_trip() {
         Err(VerifyError::BadResponse)
     );
 }
+
+#[test]
+fn a_server_can_offer_md5_alone_for_md5_only_clients() {
+    let md5_only = server().with_algorithms(&[Algorithm::Md5]);
+    let offers = md5_only.challenge(1_000, false);
+    assert_eq!(offers.len(), 1);
+    assert!(offers[0].contains("algorithm=MD5"), "{}", offers[0]);
+    // A SHA-256 answer (to the default server's challenge) is now refused.
+    let request = register();
+    let mut client = DigestClient::new("alice", "wonderland");
+    let sha = challenge(&request, 1_000, false);
+    let (name, value) = client.authorize(&sha, &request).unwrap();
+    let mut retry = request.clone();
+    retry.set(name.as_str(), value);
+    let received = Message::parse(retry.to_bytes()).unwrap();
+    let creds = received.auth(HeaderName::Authorization);
+    assert_eq!(
+        md5_only.verify(1_000, "REGISTER", &creds[0], passwords),
+        Err(VerifyError::UnsupportedAlgorithm("SHA-256".into()))
+    );
+    // Session variants are never offered; an empty choice keeps the default.
+    assert_eq!(
+        server()
+            .with_algorithms(&[Algorithm::Md5Sess])
+            .challenge(1_000, false)
+            .len(),
+        2
+    );
+}

@@ -90,6 +90,7 @@ pub struct DigestServer {
     realm: String,
     secret: [u8; 32],
     nonce_lifetime: Duration,
+    offered: Vec<Algorithm>,
 }
 
 impl fmt::Debug for DigestServer {
@@ -104,6 +105,7 @@ impl fmt::Debug for DigestServer {
 
 /// The algorithms offered, in order of preference (RFC 8760 §2.4: SHA-256
 /// first, MD5 for older clients).
+/// RFC 8760's order of preference: SHA-256 first, MD5 for older clients.
 const OFFERED: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 const NONCE_LABEL: &[u8] = b"callkit-voip sip digest nonce v1\0";
 const TAG_LABEL: &[u8] = b"callkit-voip sip to-tag v1\0";
@@ -117,7 +119,24 @@ impl DigestServer {
             realm: realm.into(),
             secret,
             nonce_lifetime,
+            offered: OFFERED.to_vec(),
         }
+    }
+
+    /// Offers (and accepts) only these algorithms, in this order. Some
+    /// clients answer the first challenge whatever its algorithm (SIPp 3.6
+    /// knows only MD5), so a deployment serving them puts MD5 first or alone.
+    /// Session variants are not offered; an empty list keeps the default.
+    pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
+        let chosen: Vec<Algorithm> = algorithms
+            .iter()
+            .copied()
+            .filter(|a| !a.is_session())
+            .collect();
+        if !chosen.is_empty() {
+            self.offered = chosen;
+        }
+        self
     }
 
     pub fn realm(&self) -> &str {
@@ -159,7 +178,7 @@ impl DigestServer {
     /// then MD5, both with `qop="auth"`; `stale` after [`VerifyError::Stale`].
     pub fn challenge(&self, now_unix_secs: u64, stale: bool) -> Vec<String> {
         let nonce = self.nonce(now_unix_secs);
-        OFFERED
+        self.offered
             .iter()
             .map(|a| {
                 let mut v = format!(
@@ -224,7 +243,7 @@ impl DigestServer {
         let algorithm = match a.get("algorithm") {
             None => Algorithm::Md5,
             Some(name) => Algorithm::from_token(&name)
-                .filter(|alg| OFFERED.contains(alg))
+                .filter(|alg| self.offered.contains(alg))
                 .ok_or_else(|| UnsupportedAlgorithm(name.into_owned()))?,
         };
         let qop = a.get("qop").ok_or(UnsupportedQop("none".into()))?;
