@@ -77,6 +77,17 @@ fn successful_calls(out: &Output) -> u32 {
         .unwrap_or(0)
 }
 
+/// SIPp's verdict: exit 0 and `calls` successful calls (its logs shown otherwise).
+fn assert_sipp_succeeded(out: &Output, calls: u32, dir: &Path) {
+    assert_eq!(
+        (out.status.code(), successful_calls(out)),
+        (Some(0), calls),
+        "sipp: {}\nerrors: {}",
+        String::from_utf8_lossy(&out.stdout),
+        sipp_errors(dir)
+    );
+}
+
 fn run_sipp(dir: &Path, args: &[&str]) -> Output {
     sipp()
         .args(args)
@@ -133,13 +144,7 @@ fn sipp_calls_our_uas_and_completes() {
             &free_port().to_string(),
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "sipp: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(successful_calls(&out), 1);
+    assert_sipp_succeeded(&out, 1, dir.path());
     let (code, log) = finish(uas);
     assert_eq!(code, 0, "{log}");
     assert!(
@@ -185,13 +190,7 @@ fn our_uac_calls_sipp_and_completes() {
         "{log}"
     );
     let out = sipp.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "sipp: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(successful_calls(&out), 1);
+    assert_sipp_succeeded(&out, 1, dir.path());
 }
 
 #[test]
@@ -231,14 +230,7 @@ fn both_directions_complete_with_ten_percent_loss() {
             &free_port().to_string(),
         ],
     );
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "sipp: {}\nerrors: {}",
-        String::from_utf8_lossy(&out.stdout),
-        sipp_errors(dir.path())
-    );
-    assert_eq!(successful_calls(&out), 10);
+    assert_sipp_succeeded(&out, 10, dir.path());
     let (code, log) = finish(uas);
     assert_eq!(code, 0, "{log}");
 
@@ -285,13 +277,7 @@ fn both_directions_complete_with_ten_percent_loss() {
         assert!(log.contains("answered (200 OK); ACK sent"), "{log}");
     }
     let out = sipp.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "sipp: {}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    assert_eq!(successful_calls(&out), 5);
+    assert_sipp_succeeded(&out, 5, dir.path());
 }
 
 #[test]
@@ -341,13 +327,7 @@ fn sipp_authenticates_against_our_digest_server() {
         );
         let (_, log) = finish(uas);
         if should_pass {
-            assert_eq!(
-                out.status.code(),
-                Some(0),
-                "sipp: {}\nours: {log}",
-                String::from_utf8_lossy(&out.stdout)
-            );
-            assert_eq!(successful_calls(&out), 1);
+            assert_sipp_succeeded(&out, 1, dir.path());
             assert!(log.contains("ended by the caller"), "{log}");
         } else {
             assert_ne!(

@@ -737,6 +737,19 @@ impl<D: Clone + Debug> UserAgent<D> {
         }
     }
 
+    /// Checks an in-dialog request against its call's dialog; `None` when
+    /// there is no such dialog (the caller answers 481).
+    fn receive_in_dialog(
+        &mut self,
+        call: &CallId,
+        request: &Message,
+    ) -> Option<Result<(), crate::dialog::DialogError>> {
+        self.calls
+            .get_mut(call)
+            .and_then(|c| c.dialog.as_mut())
+            .map(|d| d.receive_request(request))
+    }
+
     fn on_request(
         &mut self,
         now: Instant,
@@ -801,36 +814,24 @@ impl<D: Clone + Debug> UserAgent<D> {
                     self.events.push_back(UaEvent::Cancelled { call, reason });
                 }
             }
-            Method::Bye => {
-                let known = self
-                    .calls
-                    .get_mut(&call)
-                    .and_then(|c| c.dialog.as_mut())
-                    .map(|d| d.receive_request(&request));
-                match known {
-                    Some(Ok(())) => {
-                        self.respond(now, id, &request, 200);
-                        self.calls.remove(&call);
-                        let reason = request.header(HeaderName::Reason).map(str::to_owned);
-                        self.events.push_back(UaEvent::Ended {
-                            call,
-                            by_remote: true,
-                            reason,
-                        });
-                    }
-                    Some(Err(e)) => self.respond(now, id, &request, e.status_code()),
-                    None => self.respond(now, id, &request, 481),
+            Method::Bye => match self.receive_in_dialog(&call, &request) {
+                Some(Ok(())) => {
+                    self.respond(now, id, &request, 200);
+                    self.calls.remove(&call);
+                    let reason = request.header(HeaderName::Reason).map(str::to_owned);
+                    self.events.push_back(UaEvent::Ended {
+                        call,
+                        by_remote: true,
+                        reason,
+                    });
                 }
-            }
+                Some(Err(e)) => self.respond(now, id, &request, e.status_code()),
+                None => self.respond(now, id, &request, 481),
+            },
             Method::Options => self.respond(now, id, &request, 200),
             Method::Invite | Method::Info | Method::Update => {
                 // In-dialog requests this small UA accepts without changing anything.
-                let ok = self
-                    .calls
-                    .get_mut(&call)
-                    .and_then(|c| c.dialog.as_mut())
-                    .map(|d| d.receive_request(&request));
-                match ok {
+                match self.receive_in_dialog(&call, &request) {
                     Some(Ok(())) => {
                         let contact = format!("<{}>", self.config.contact);
                         if let Ok(resp) = MessageBuilder::response_to(&request, 200, None)
