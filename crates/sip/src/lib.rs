@@ -48,7 +48,7 @@ pub use auth::{AuthError, ChallengeStatus, DigestClient, DigestServer, VerifyErr
 pub use builder::{default_reason, MessageBuilder};
 pub use error::ParseError;
 pub use header::{HeaderName, NameAddr, Params, Via};
-pub use message::{split_commas, Limits, Message};
+pub use message::{error_response, split_commas, Limits, Message};
 pub use method::Method;
 pub use scan::{unescape, unquote};
 pub use transport::{response_target, ConnectionId, Incoming, StreamFramer, Target, Transport};

@@ -565,6 +565,58 @@ impl PartialEq for Message {
     }
 }
 
+/// The response a server sends to a request it could not parse (RFC 3261
+/// §8.2 and §21.4.1: `400` with a reason phrase that says what is wrong, or
+/// `505` for another SIP version), built from the header lines it can still
+/// find. `None` when the bytes are not a request or lack what a response
+/// must copy (a Via to send it along, From, To, Call-ID, CSeq).
+pub fn error_response(raw: &[u8], error: &ParseError) -> Option<Bytes> {
+    let end = memchr::memmem::find(raw, b"\r\n\r\n").unwrap_or(raw.len());
+    let head = std::str::from_utf8(&raw[..end]).ok()?;
+    let mut lines = head.split("\r\n");
+    let first = lines.next()?;
+    if first.len() < 4
+        || first.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/")
+        || !first.contains(' ')
+    {
+        return None; // a response, or not SIP at all: never answer those
+    }
+    let mut out = format!(
+        "SIP/2.0 {} {}\r\n",
+        error.status_code(),
+        error.reason_phrase()
+    );
+    let mut found = [false; 5];
+    for line in lines {
+        let Some((name, value)) = split_byte(line, b':') else {
+            continue;
+        };
+        let kind = HeaderName::from_name(trim_ws(name));
+        let slot = match kind {
+            HeaderName::Via => 0,
+            HeaderName::From => 1,
+            HeaderName::To => 2,
+            HeaderName::CallId => 3,
+            HeaderName::CSeq => 4,
+            _ => continue,
+        };
+        if slot > 0 && found[slot] {
+            continue; // one of each single header, even if the request had two
+        }
+        found[slot] = true;
+        let value = trim_ws(value);
+        if value.contains(['\r', '\n']) {
+            return None;
+        }
+        out.push_str(&format!("{}: {value}\r\n", kind.as_str()));
+    }
+    if !found.iter().all(|f| *f) {
+        return None;
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(Bytes::from(out))
+}
+
 fn single_index(name: HeaderName) -> u32 {
     match name {
         HeaderName::From => 0,

@@ -173,6 +173,55 @@ struct Registration<D> {
     auth_attempts: u8,
 }
 
+/// Why a UAS must refuse a new request before looking at it further (RFC
+/// 3261 §8.2.1–8.2.3, the cases of RFC 4475 §3.3): the response code and a
+/// header the response must carry.
+fn refusal(request: &Message) -> Option<(u16, Option<(&'static str, String)>)> {
+    let method = request.method()?;
+    if matches!(method, Method::Ack | Method::Cancel)
+        || request.to().and_then(|t| t.tag()).is_some()
+    {
+        return None;
+    }
+    match request
+        .request_uri()
+        .map(|u| u.scheme().to_ascii_lowercase())
+    {
+        Some(s) if s == "sip" || s == "sips" || s == "tel" => {}
+        _ => return Some((416, None)),
+    }
+    // We support no extensions that a caller may require.
+    let required = request.require();
+    if !required.is_empty() {
+        return Some((420, Some(("Unsupported", required.join(", ")))));
+    }
+    if *method == Method::Invite {
+        let body = !request.body().is_empty();
+        if body
+            && !request
+                .content_type()
+                .is_some_and(|c| c.is("application", "sdp"))
+        {
+            return Some((415, Some(("Accept", "application/sdp".into()))));
+        }
+        let accepts = request.header_values(HeaderName::Accept);
+        let sdp_ok = accepts.is_empty()
+            || accepts.iter().any(|a| {
+                let media = a
+                    .split(';')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_ascii_lowercase();
+                media == "application/sdp" || media == "application/*" || media == "*/*"
+            });
+        if !sdp_ok {
+            return Some((406, None));
+        }
+    }
+    None
+}
+
 /// Maps a URI to a destination and whether its transport is reliable.
 pub type Resolver<D> = Box<dyn Fn(&str) -> Option<(D, bool)> + Send>;
 
@@ -761,6 +810,16 @@ impl<D: Clone + Debug> UserAgent<D> {
         let method = request.method().cloned().unwrap_or(Method::Options);
         let call = CallId(request.call_id().unwrap_or_default().to_owned());
         if !self.authenticated(now, id, &request) {
+            return;
+        }
+        if let Some((code, extra)) = refusal(&request) {
+            let mut b = MessageBuilder::response_to(&request, code, Some(&self.token()));
+            if let Some((name, value)) = extra {
+                b = b.header(name, value);
+            }
+            if let Ok(resp) = b.build() {
+                let _ = self.tl.send_response(now, id, resp);
+            }
             return;
         }
         match method {

@@ -257,3 +257,34 @@ fn transaction_and_application_layer_messages() {
         .header(HeaderName::Authorization)
         .is_some());
 }
+
+#[test]
+fn a_server_can_answer_what_it_cannot_parse() {
+    // The raw answer: it copies the request's headers as they were, so when
+    // the broken header is one it must copy (CSeq) it may not parse itself.
+    let answer = |name: &str| {
+        let raw = load(name);
+        let err = Message::parse(raw.clone()).unwrap_err();
+        sip::error_response(&raw, &err).map(|b| String::from_utf8(b.to_vec()).unwrap())
+    };
+    let scalar = answer("scalar02").expect("scalar02 has everything a 400 copies");
+    assert!(
+        scalar
+            .starts_with("SIP/2.0 400 Bad CSeq Header: the CSeq number must be less than 2^31\r\n"),
+        "{scalar}"
+    );
+    assert!(
+        scalar.contains("\r\nCall-ID: scalar02.23o0pd9vanlq3wnrlnewofjas9ui32\r\n"),
+        "{scalar}"
+    );
+    assert!(answer("badvers").unwrap().starts_with("SIP/2.0 505 "));
+    let mismatch = Message::parse(answer("mismatch01").unwrap().into_bytes()).unwrap();
+    assert_eq!(mismatch.status(), Some(400));
+    assert!(mismatch.reason_phrase().unwrap().contains("Does Not Match"));
+    // multi01 repeats single headers: the answer copies the first of each.
+    let multi = answer("multi01").unwrap();
+    assert_eq!(multi.matches("\r\nCall-ID: ").count(), 1, "{multi}");
+    // Nothing to copy a Call-ID or From from, or not a request: no answer.
+    assert!(answer("insuf").is_none());
+    assert!(answer("bigcode").is_none(), "responses are never answered");
+}

@@ -378,3 +378,37 @@ async fn tls_to_a_server_the_ca_did_not_sign_fails_to_connect() {
         Err(SendError::NoTlsClientConfig)
     ));
 }
+
+#[tokio::test]
+async fn an_unparseable_udp_request_is_answered_with_its_400() {
+    let (layer, mut rx) = start(TransportConfig::new(loopback())).await;
+    let server = layer.local_addr(Transport::Udp).unwrap();
+    let client = UdpSocket::bind(loopback()).await.unwrap();
+    let sent_by = client.local_addr().unwrap().to_string();
+    // A request whose CSeq method contradicts its request line (RFC 4475 mismatch01).
+    let bad =
+        request("UDP", &sent_by, "bad-1", false).replacen("CSeq: 1 OPTIONS", "CSeq: 1 INVITE", 1);
+    assert!(bad.contains("CSeq: 1 INVITE"), "the fixture changed: {bad}");
+    client.send_to(bad.as_bytes(), server).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = timeout(Duration::from_secs(5), client.recv_from(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let answer = Message::parse(buf[..n].to_vec()).unwrap();
+    assert_eq!(answer.status(), Some(400));
+    assert!(
+        answer
+            .reason_phrase()
+            .unwrap()
+            .contains("CSeq Method INVITE Does Not Match"),
+        "{answer}"
+    );
+    assert_eq!(answer.call_id(), Some("bad-1"));
+    assert!(
+        timeout(Duration::from_millis(200), rx.recv())
+            .await
+            .is_err(),
+        "nothing reaches the TU"
+    );
+}

@@ -412,3 +412,42 @@ fn a_challenged_register_and_invite_are_answered_with_credentials() {
     assert!(second.header(HeaderName::ProxyAuthorization).is_some());
     assert!(matches!(alice.poll_event(), Some(UaEvent::Answered { call: c, .. }) if c == call));
 }
+
+/// RFC 4475 §3.3: what a UAS answers to requests it must refuse.
+#[test]
+fn rfc4475_application_layer_refusals() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/rfc4475");
+    for (name, code, header) in [
+        ("unkscm", 416, None),
+        ("novelsc", 416, None),
+        (
+            "bext01",
+            420,
+            Some((
+                "Unsupported",
+                "nothingSupportsThis, nothingSupportsThisEither",
+            )),
+        ),
+        ("invut", 415, Some(("Accept", "application/sdp"))),
+        ("sdp01", 406, None),
+    ] {
+        let mut bob = ua("bob", 11);
+        let msg = Message::parse(std::fs::read(dir.join(format!("{name}.sip"))).unwrap()).unwrap();
+        bob.handle_message(Instant::now(), msg, "alice", false);
+        let answer = Message::parse(bob.poll_transmit().expect("an answer").bytes).unwrap();
+        assert_eq!(answer.status(), Some(code), "{name}: {answer}");
+        if let Some((h, v)) = header {
+            assert_eq!(answer.header_named(h), Some(v), "{name}: {answer}");
+        }
+        assert!(
+            bob.poll_event().is_none(),
+            "{name}: the application never sees it"
+        );
+    }
+    // zeromf: Max-Forwards 0 is for proxies; a UAS answers the OPTIONS.
+    let mut bob = ua("bob", 12);
+    let msg = Message::parse(std::fs::read(dir.join("zeromf.sip")).unwrap()).unwrap();
+    bob.handle_message(Instant::now(), msg, "alice", false);
+    let answer = Message::parse(bob.poll_transmit().unwrap().bytes).unwrap();
+    assert_eq!(answer.status(), Some(200));
+}

@@ -377,8 +377,8 @@ impl Inner {
         }
     }
 
-    /// Parses, stamps and hands out one message; `Err` (the reason) when it
-    /// was not valid SIP.
+    /// Parses, stamps and hands out one message; when it was not valid SIP,
+    /// `Err` with the reason and, for a request, the 400 (or 505) to send back.
     async fn deliver(
         &self,
         raw: Bytes,
@@ -386,10 +386,13 @@ impl Inner {
         local: SocketAddr,
         transport: Transport,
         connection: Option<ConnectionId>,
-    ) -> Result<(), String> {
-        let message = Message::parse_with(raw, &self.limits)
+    ) -> Result<(), (String, Option<Bytes>)> {
+        let message = match Message::parse_with(raw.clone(), &self.limits)
             .and_then(|m| stamp_received(m, source))
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(m) => m,
+            Err(e) => return Err((e.to_string(), crate::message::error_response(&raw, &e))),
+        };
         if let (Some(id), true) = (connection, message.is_request()) {
             if let Some(t) = response_target(&message).filter(|t| t.transport == transport) {
                 if t.addr != source {
@@ -433,11 +436,15 @@ async fn udp_loop(inner: Arc<Inner>) {
         }
         let raw = Bytes::copy_from_slice(data);
         let local = inner.udp_addr;
-        if let Err(e) = inner
+        if let Err((e, answer)) = inner
             .deliver(raw, source, local, Transport::Udp, None)
             .await
         {
-            debug!(%source, error = %e, "dropping an unparseable datagram");
+            debug!(%source, error = %e, "unparseable datagram");
+            // A request we could not parse still gets its 400 when it can be built.
+            if let Some(answer) = answer {
+                let _ = inner.udp.send_to(&answer, source).await;
+            }
         }
         if inner.incoming.is_closed() {
             return;
@@ -547,11 +554,19 @@ impl Connection {
             match frame {
                 Frame::Ping => write(wr, PONG, self.inner.idle_timeout).await?,
                 Frame::Pong => trace!(id = %self.id, "pong"),
-                Frame::Message(raw) => self
-                    .inner
-                    .deliver(raw, self.peer, self.local, self.transport, Some(self.id))
-                    .await
-                    .map_err(|e| format!("unparseable message: {e}"))?,
+                Frame::Message(raw) => {
+                    let delivered = self
+                        .inner
+                        .deliver(raw, self.peer, self.local, self.transport, Some(self.id))
+                        .await;
+                    if let Err((e, answer)) = delivered {
+                        // Answer what can be answered, then close the stream.
+                        if let Some(answer) = answer {
+                            let _ = write(wr, &answer, self.inner.idle_timeout).await;
+                        }
+                        return Err(format!("unparseable message: {e}"));
+                    }
+                }
             }
         }
         Ok(())
