@@ -59,16 +59,45 @@ impl UaEndpoint {
         user: &str,
         configure: impl FnOnce(&mut UaConfig),
     ) -> Result<UaEndpoint, TransportError> {
-        let (transport, incoming) = TransportLayer::bind(TransportConfig::new(bind)).await?;
+        Self::bind_with(TransportConfig::new(bind), Transport::Udp, user, configure).await
+    }
+
+    /// Binds with a full transport configuration (TLS certificates, trust,
+    /// timeouts) and names `via` in the UA's Via; with TLS and a TLS
+    /// listener, the contact is a `sips:` URI on the TLS port.
+    pub async fn bind_with(
+        config: TransportConfig,
+        via: Transport,
+        user: &str,
+        configure: impl FnOnce(&mut UaConfig),
+    ) -> Result<UaEndpoint, TransportError> {
+        let bind = config.bind;
+        let (transport, incoming) = TransportLayer::bind(config).await?;
         let local = transport.local_addr(Transport::Udp).unwrap_or(bind);
         let host = match local.ip() {
             IpAddr::V6(a) => format!("[{a}]"),
             IpAddr::V4(a) => a.to_string(),
         };
+        let tls = transport.local_addr(Transport::Tls);
+        let (scheme, port) = match (via, tls) {
+            (Transport::Tls, Some(tls)) => ("sips", tls.port()),
+            (Transport::Tcp, _) => (
+                "sip",
+                transport
+                    .local_addr(Transport::Tcp)
+                    .map_or(local.port(), |a| a.port()),
+            ),
+            _ => ("sip", local.port()),
+        };
+        let param = if via == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
         let mut config = UaConfig::new(
-            format!("sip:{user}@{host}"),
-            format!("sip:{user}@{host}:{}", local.port()),
-            format!("UDP {host}:{}", local.port()),
+            format!("{scheme}:{user}@{host}"),
+            format!("{scheme}:{user}@{host}:{port}{param}"),
+            format!("{} {host}:{port}", via.as_str()),
         );
         configure(&mut config);
         let mut ua = UserAgent::new(config, Box::new(resolve_uri));
@@ -82,6 +111,11 @@ impl UaEndpoint {
             incoming,
             local,
         })
+    }
+
+    /// The transport layer (its bound addresses, connections).
+    pub fn transport(&self) -> &TransportLayer {
+        &self.transport
     }
 
     /// The bound UDP address (TCP listens on its own port; see the layer).
