@@ -7,7 +7,8 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::scan::{is_unreserved, rsplit_byte, split_byte, unescape, valid_escaped};
+use crate::charclass::{self, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER};
+use crate::scan::{rsplit_byte, split_byte, unescape, valid_escaped};
 
 /// Why a URI did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,18 +84,6 @@ pub struct SipUri<'a> {
     headers: &'a str,
 }
 
-fn user_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,;?/".contains(&c)
-}
-fn password_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,".contains(&c)
-}
-fn param_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/:&+$".contains(&c)
-}
-fn header_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/?:+$".contains(&c)
-}
 
 impl<'a> SipUri<'a> {
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
@@ -121,11 +110,11 @@ impl<'a> SipUri<'a> {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
-                if u.is_empty() || !valid_escaped(u, user_char) {
+                if u.is_empty() || !valid_escaped(u, USER) {
                     return err(s, "the user part has a character that must be escaped");
                 }
                 if let Some(p) = p {
-                    if !valid_escaped(p, password_char) {
+                    if !valid_escaped(p, PASSWORD) {
                         return err(s, "the password has a character that must be escaped");
                     }
                 }
@@ -145,14 +134,14 @@ impl<'a> SipUri<'a> {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             };
-            if name.is_empty() || !valid_escaped(name, param_char) {
+            if name.is_empty() || !valid_escaped(name, URI_PARAM) {
                 return err(
                     s,
                     "a URI parameter name is empty or has an invalid character",
                 );
             }
             if let Some(v) = value {
-                if v.is_empty() || !valid_escaped(v, param_char) {
+                if v.is_empty() || !valid_escaped(v, URI_PARAM) {
                     return err(
                         s,
                         "a URI parameter value is empty or has an invalid character",
@@ -166,8 +155,8 @@ impl<'a> SipUri<'a> {
                     return err(s, "a URI header has no '='");
                 };
                 if name.is_empty()
-                    || !valid_escaped(name, header_char)
-                    || !valid_escaped(value, header_char)
+                    || !valid_escaped(name, URI_HEADER)
+                    || !valid_escaped(value, URI_HEADER)
                 {
                     return err(s, "a URI header has an invalid character");
                 }
@@ -342,12 +331,11 @@ impl<'a> TelUri<'a> {
             .strip_prefix('+')
             .unwrap_or(number)
             .bytes()
-            .all(|c| c.is_ascii_hexdigit() || b"*#-.()pPwW".contains(&c));
+            .all(|c| charclass::is(c, TEL_DIGIT));
         if number.is_empty() || !digits_ok {
             return err(s, "the telephone number has an invalid character");
         }
-        if !params.is_empty() && !valid_escaped(params, |c| param_char(c) || c == b';' || c == b'=')
-        {
+        if !params.is_empty() && !valid_escaped(params, TEL_PARAM) {
             return err(s, "a tel: parameter has an invalid character");
         }
         Ok(TelUri { number, params })
@@ -389,9 +377,7 @@ impl<'a> Uri<'a> {
             .as_bytes()
             .first()
             .is_some_and(u8::is_ascii_alphabetic)
-            && scheme
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c));
+            && charclass::all(scheme.as_bytes(), SCHEME);
         if !scheme_ok {
             return err(s, "the scheme is malformed");
         }
@@ -402,8 +388,7 @@ impl<'a> Uri<'a> {
             return TelUri::parse(s).map(Uri::Tel);
         }
         // RFC 3261 absoluteURI: uric characters only, escapes valid.
-        let uric = |c: u8| is_unreserved(c) || b";/?:@&=+$,[]".contains(&c);
-        if rest.is_empty() || !valid_escaped(rest, uric) {
+        if rest.is_empty() || !valid_escaped(rest, URIC) {
             return err(s, "the URI has a character that must be escaped");
         }
         Ok(Uri::Other { scheme, rest })

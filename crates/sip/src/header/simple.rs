@@ -6,7 +6,8 @@ use std::borrow::Cow;
 
 use super::params::{token_only, Params};
 use crate::method::Method;
-use crate::scan::{is_word, split_byte, trim_ws, unquote, Scanner};
+use crate::charclass::{self, WORD};
+use crate::scan::{split_byte, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -64,7 +65,7 @@ pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),
     };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| is_word(c) || c >= 0x80);
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| charclass::is(c, WORD) || c >= 0x80);
     if word(a) && b.is_none_or(word) {
         Ok(v)
     } else {
