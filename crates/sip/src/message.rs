@@ -12,7 +12,7 @@ use crate::header::addr::{
 };
 use crate::header::simple::{
     check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
-    parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader, CSeq,
+    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader, CSeq,
     ContentType, Reason,
 };
 use crate::header::via::{parse_vias, scan_vias, Via};
@@ -826,9 +826,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::Allow => parse_token_list(value)
-            .map(|_| ())
-            .map_err(|e| bad(canonical(), e)),
+        | HeaderName::Allow => scan_token_list(value, |_| {}).map_err(|e| bad(canonical(), e)),
         HeaderName::WwwAuthenticate
         | HeaderName::ProxyAuthenticate
         | HeaderName::Authorization

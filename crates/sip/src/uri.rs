@@ -7,7 +7,7 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::charclass::{self, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER};
+use crate::charclass::{self, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER};
 use crate::scan::{rsplit_byte, split_byte, unescape, valid_escaped};
 
 /// Why a URI did not parse.
@@ -51,13 +51,7 @@ impl<'a> Host<'a> {
         if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
             return s.parse().ok().map(Host::V4);
         }
-        let labels_ok = s.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-        (!s.is_empty() && labels_ok).then_some(Host::Domain(s))
+        valid_hostname(s.as_bytes()).then_some(Host::Domain(s))
     }
 
     fn eq_ignore_case(&self, other: &Host<'_>) -> bool {
@@ -68,6 +62,49 @@ impl<'a> Host<'a> {
             _ => false,
         }
     }
+}
+
+/// `hostname`: dot-separated labels of alphanumerics and inner hyphens,
+/// optionally ending in dots. One pass, no allocation.
+fn valid_hostname(s: &[u8]) -> bool {
+    let mut end = s.len();
+    while end > 0 && s[end - 1] == b'.' {
+        end -= 1;
+    }
+    let s = &s[..end];
+    let mut start = 0;
+    loop {
+        let len = charclass::run(&s[start..], LABEL);
+        let label = &s[start..start + len];
+        if len == 0 || label[0] == b'-' || label[len - 1] == b'-' {
+            return false;
+        }
+        start += len;
+        match s.get(start) {
+            None => return true,
+            Some(b'.') => start += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// The pieces of `s` between the ASCII byte `sep`, like `str::split` but
+/// without its general (UTF-8) pattern machinery.
+fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r.as_bytes()) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// A `sip:` or `sips:` URI.
@@ -129,7 +166,7 @@ impl<'a> SipUri<'a> {
             uri: s.to_owned(),
             reason: "the host or port is malformed",
         })?;
-        for p in params.split(';').filter(|_| !params.is_empty()) {
+        for p in split_ascii(params, b';').filter(|_| !params.is_empty()) {
             let (name, value) = match split_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
@@ -150,7 +187,7 @@ impl<'a> SipUri<'a> {
             }
         }
         if !headers.is_empty() {
-            for h in headers.split('&') {
+            for h in split_ascii(headers, b'&') {
                 let Some((name, value)) = split_byte(h, b'=') else {
                     return err(s, "a URI header has no '='");
                 };
@@ -253,7 +290,7 @@ impl<'a> SipUri<'a> {
 
 /// The `name[=value]` items of a raw `a=1;b;c=2` parameter section.
 fn iter_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    raw.split(';')
+    split_ascii(raw, b';')
         .filter(move |_| !raw.is_empty())
         .map(|p| match split_byte(p, b'=') {
             Some((n, v)) => (n, Some(v)),

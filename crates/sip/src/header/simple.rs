@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use super::params::{token_only, Params};
 use crate::method::Method;
 use crate::charclass::{self, WORD};
-use crate::scan::{split_byte, trim_ws, unquote, Scanner};
+use crate::scan::{is_ws, split_byte, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,9 +18,11 @@ pub struct CSeq {
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
     let v = trim_ws(v);
-    let (num, method) = v
-        .split_once([' ', '\t'])
+    let sp = v
+        .bytes()
+        .position(is_ws)
         .ok_or("CSeq needs a number and a method")?;
+    let (num, method) = (&v[..sp], &v[sp + 1..]);
     if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
         return Err("the CSeq number is not a decimal number");
     }
@@ -32,7 +34,7 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
     if seq >= 1 << 31 {
         return Err("the CSeq number must be less than 2^31");
     }
-    let method = method.trim_start_matches([' ', '\t']);
+    let method = trim_ws(method);
     if !token_only(method) {
         return Err("the CSeq method is not a token");
     }
@@ -218,20 +220,35 @@ pub fn parse_reasons(v: &str) -> Result<Vec<Reason<'_>>, &'static str> {
 
 /// Option tags and methods: `Supported`, `Require`, `Allow`… (may be empty).
 pub fn parse_token_list(v: &str) -> Result<Vec<&str>, &'static str> {
-    let v = trim_ws(v);
-    if v.is_empty() {
-        return Ok(Vec::new());
+    let mut out = Vec::new();
+    scan_token_list(v, |t| out.push(t))?;
+    Ok(out)
+}
+
+/// Validates a token list and visits each token without allocating.
+pub(crate) fn scan_token_list<'a>(
+    v: &'a str,
+    mut each: impl FnMut(&'a str),
+) -> Result<(), &'static str> {
+    let mut rest = trim_ws(v);
+    if rest.is_empty() {
+        return Ok(());
     }
-    v.split(',')
-        .map(|t| {
-            let t = trim_ws(t);
-            if token_only(t) {
-                Ok(t)
-            } else {
-                Err("the list must hold tokens separated by commas")
-            }
-        })
-        .collect()
+    loop {
+        let (item, next) = match split_byte(rest, b',') {
+            Some((item, next)) => (item, Some(next)),
+            None => (rest, None),
+        };
+        let t = trim_ws(item);
+        if !token_only(t) {
+            return Err("the list must hold tokens separated by commas");
+        }
+        each(t);
+        match next {
+            Some(next) => rest = next,
+            None => return Ok(()),
+        }
+    }
 }
 
 /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization`,
