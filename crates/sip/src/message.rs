@@ -6,19 +6,19 @@ use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::charclass;
 use crate::error::ParseError;
 use crate::header::addr::{
     parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr,
 };
 use crate::header::simple::{
     check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
-    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader, CSeq,
-    ContentType, Reason,
+    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader,
+    CSeq, ContentType, Reason,
 };
 use crate::header::via::{parse_vias, scan_vias, Via};
 use crate::header::{HeaderName, Params};
 use crate::method::Method;
-use crate::charclass;
 use crate::scan::{all_token, is_ws, split_byte, trim_ws};
 use crate::uri::Uri;
 

@@ -207,8 +207,11 @@ pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
 }
 
 /// Splits at the last `b` (an ASCII byte).
+#[inline]
 pub(crate) fn rsplit_byte(s: &str, b: u8) -> Option<(&str, &str)> {
-    memchr::memrchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+    s.bytes()
+        .rposition(|c| c == b)
+        .map(|i| (&s[..i], &s[i + 1..]))
 }
 
 /// Trims SP and HT from both ends.

@@ -7,7 +7,9 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::charclass::{self, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER};
+use crate::charclass::{
+    self, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER,
+};
 use crate::scan::{rsplit_byte, split_byte, unescape, valid_escaped};
 
 /// Why a URI did not parse.
@@ -121,7 +123,6 @@ pub struct SipUri<'a> {
     headers: &'a str,
 }
 
-
 impl<'a> SipUri<'a> {
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
         let (secure, rest) = match split_byte(s, b':') {
@@ -135,7 +136,20 @@ impl<'a> SipUri<'a> {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        let (hostpart, headers) = match split_byte(hostpart, b'?') {
+        // One pass finds the '?' that starts the headers and the first ';'
+        // before it, which starts the parameters.
+        let (mut semi, mut question) = (None, None);
+        for (i, c) in hostpart.bytes().enumerate() {
+            match c {
+                b';' if semi.is_none() => semi = Some(i),
+                b'?' => {
+                    question = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (hostpart, headers) = match question.map(|q| (&hostpart[..q], &hostpart[q + 1..])) {
             Some((_, "")) => return err(s, "a '?' starts an empty header section"),
             Some((r, h)) => (r, h),
             None => (hostpart, ""),
@@ -158,8 +172,8 @@ impl<'a> SipUri<'a> {
                 (Some(u), p)
             }
         };
-        let (hostport, params) = match split_byte(hostpart, b';') {
-            Some((h, p)) => (h, p),
+        let (hostport, params) = match semi {
+            Some(i) => (&hostpart[..i], &hostpart[i + 1..]),
             None => (hostpart, ""),
         };
         let (host, port) = split_host_port(hostport).ok_or_else(|| UriError {

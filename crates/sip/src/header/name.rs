@@ -68,7 +68,10 @@ struct Folded {
 }
 
 const fn fold(name: &[u8]) -> Folded {
-    assert!(name.len() <= NAME_WORDS * 8, "a header name is too long for NAME_WORDS");
+    assert!(
+        name.len() <= NAME_WORDS * 8,
+        "a header name is too long for NAME_WORDS"
+    );
     let mut f = Folded {
         lower: [0; NAME_WORDS],
         mask: [0; NAME_WORDS],
@@ -132,7 +135,10 @@ const fn build_buckets() -> [[u8; BUCKET]; BUCKETS] {
         let mut j = 0;
         while t[h][j] != EMPTY {
             j += 1;
-            assert!(j < BUCKET, "a header-name hash bucket overflows: raise BUCKET");
+            assert!(
+                j < BUCKET,
+                "a header-name hash bucket overflows: raise BUCKET"
+            );
         }
         t[h][j] = i as u8;
         i += 1;

@@ -5,8 +5,8 @@
 use std::borrow::Cow;
 
 use super::params::{token_only, Params};
-use crate::method::Method;
 use crate::charclass::{self, WORD};
+use crate::method::Method;
 use crate::scan::{is_ws, split_byte, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
@@ -230,26 +230,26 @@ pub(crate) fn scan_token_list<'a>(
     v: &'a str,
     mut each: impl FnMut(&'a str),
 ) -> Result<(), &'static str> {
-    let mut rest = trim_ws(v);
-    if rest.is_empty() {
+    if trim_ws(v).is_empty() {
         return Ok(());
     }
+    // Each item is white space, a token, white space, then ',' or the end.
+    let mut sc = Scanner::new(v);
     loop {
-        let (item, next) = match split_byte(rest, b',') {
-            Some((item, next)) => (item, Some(next)),
-            None => (rest, None),
-        };
-        let t = trim_ws(item);
-        if !token_only(t) {
-            return Err("the list must hold tokens separated by commas");
-        }
+        let t = sc.token().ok_or(NOT_TOKENS)?;
         each(t);
-        match next {
-            Some(next) => rest = next,
-            None => return Ok(()),
+        sc.skip_ws();
+        if sc.at_end() {
+            return Ok(());
         }
+        if sc.peek() != Some(b',') {
+            return Err(NOT_TOKENS);
+        }
+        sc.pos += 1;
     }
 }
+
+const NOT_TOKENS: &str = "the list must hold tokens separated by commas";
 
 /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization`,
 /// `Proxy-Authorization`: a scheme and `name=value` pairs.
