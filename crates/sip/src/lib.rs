@@ -31,6 +31,7 @@
 
 pub mod auth;
 pub mod builder;
+mod charclass;
 pub mod dialog;
 #[cfg(feature = "net")]
 pub mod endpoint;

@@ -6,14 +6,15 @@ use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+use crate::charclass;
 use crate::error::ParseError;
 use crate::header::addr::{
     parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr,
 };
 use crate::header::simple::{
     check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
-    parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader, CSeq,
-    ContentType, Reason,
+    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader,
+    CSeq, ContentType, Reason,
 };
 use crate::header::via::{parse_vias, scan_vias, Via};
 use crate::header::{HeaderName, Params};
@@ -124,7 +125,8 @@ impl Message {
         let raw = raw.slice(skip..);
         // A datagram that ends right after its last header line has an empty
         // body; report what is wrong with its headers rather than "incomplete".
-        let header_end = match memchr::memmem::find(&raw, b"\r\n\r\n") {
+        let (header_end, folded) = find_header_end(&raw);
+        let header_end = match header_end {
             Some(end) => end,
             None if raw.ends_with(b"\r\n") && raw.len() > 2 => {
                 let mut padded = BytesMut::from(&raw[..]);
@@ -133,12 +135,9 @@ impl Message {
             }
             None => return Err(ParseError::Incomplete),
         };
-        let head = &raw[..header_end];
-        if memchr::memmem::find(head, b"\r\n ").is_some()
-            || memchr::memmem::find(head, b"\r\n\t").is_some()
-        {
+        if folded {
             let unfolded = unfold(&raw, header_end);
-            let end = memchr::memmem::find(&unfolded, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
+            let end = find_header_end(&unfolded).0.ok_or(ParseError::Incomplete)?;
             return Self::parse_unfolded(unfolded, end, limits);
         }
         Self::parse_unfolded(raw, header_end, limits)
@@ -150,44 +149,15 @@ impl Message {
         limits: &Limits,
     ) -> Result<Message, ParseError> {
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::NotUtf8)?;
-        let bytes = text.as_bytes();
-        // Lines end in CRLF; the last one has had its CRLF cut off with the
-        // empty line. A bare CR or LF anywhere is an error.
-        let mut pos = 0;
-        let mut next_line = || -> Option<Result<&str, ParseError>> {
-            if pos > bytes.len() {
-                return None;
-            }
-            let start = pos;
-            let end = match memchr::memchr(b'\n', &bytes[start..]) {
-                Some(i) if i > 0 && bytes[start + i - 1] == b'\r' => {
-                    pos = start + i + 1;
-                    start + i - 1
-                }
-                Some(_) => {
-                    return Some(Err(ParseError::BadHeaderLine(
-                        "a bare LF ends a line".into(),
-                    )))
-                }
-                None => {
-                    pos = bytes.len() + 1;
-                    bytes.len()
-                }
-            };
-            let line = &text[start..end];
-            if memchr::memchr(b'\r', line.as_bytes()).is_some() {
-                return Some(Err(ParseError::BadHeaderLine(
-                    "a bare CR inside a line".into(),
-                )));
-            }
-            Some(Ok(line))
-        };
-        let first = next_line().unwrap_or(Ok(""))?;
+        let mut lines = Lines { text, pos: 0 };
+        let first = lines.next().unwrap_or(Ok(""))?;
         let start = parse_start_line(text, first)?;
         let mut fields = Vec::with_capacity(16);
         let mut content_length = None;
+        let mut cseq = None;
         let mut seen_single: u32 = 0;
-        while let Some(line) = next_line() {
+        let mut seen_mandatory: u8 = 0;
+        for line in lines {
             let line = line?;
             if line.len() > limits.max_header_line {
                 return Err(ParseError::HeaderTooLong(limits.max_header_line));
@@ -195,15 +165,7 @@ impl Message {
             if fields.len() == limits.max_headers {
                 return Err(ParseError::TooManyHeaders(limits.max_headers));
             }
-            let Some((name, value)) = split_byte(line, b':') else {
-                return Err(ParseError::BadHeaderLine(format!("no ':' in {:.40}", line)));
-            };
-            let name = trim_ws(name);
-            if !all_token(name) || is_ws(line.as_bytes()[0]) {
-                return Err(ParseError::BadHeaderLine(format!(
-                    "{name:.40} is not a header name"
-                )));
-            }
+            let (name, value) = split_field(line)?;
             let value = trim_ws(value);
             let kind = HeaderName::from_name(name);
             if kind.is_single() {
@@ -213,16 +175,23 @@ impl Message {
                 }
                 seen_single |= bit;
             }
-            validate(kind, name, value)?;
-            if kind == HeaderName::ContentLength {
-                content_length = Some(
-                    parse_number(
-                        value,
-                        u32::MAX.into(),
-                        "Content-Length must be a decimal number",
-                    )
-                    .map_err(|e| bad("Content-Length", e))? as usize,
-                );
+            seen_mandatory |= mandatory_bit(kind);
+            match kind {
+                // Parsed here once: the mandatory-header check needs its method.
+                HeaderName::CSeq => {
+                    cseq = Some(parse_cseq(value).map_err(|e| bad("CSeq", e))?);
+                }
+                HeaderName::ContentLength => {
+                    content_length = Some(
+                        parse_number(
+                            value,
+                            u32::MAX.into(),
+                            "Content-Length must be a decimal number",
+                        )
+                        .map_err(|e| bad("Content-Length", e))? as usize,
+                    );
+                }
+                _ => validate(kind, name, value)?,
             }
             fields.push(Field {
                 name: kind,
@@ -248,24 +217,20 @@ impl Message {
             start,
             fields,
         };
-        message.check_mandatory()?;
+        message.check_mandatory(seen_mandatory, cseq)?;
         Ok(message)
     }
 
-    fn check_mandatory(&self) -> Result<(), ParseError> {
-        for name in [
-            HeaderName::Via,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CallId,
-            HeaderName::CSeq,
-        ] {
-            if !self.fields.iter().any(|f| f.name == name) {
+    /// `seen` has the [`mandatory_bit`] of every header present; `cseq` is
+    /// the parsed CSeq, if any.
+    fn check_mandatory(&self, seen: u8, cseq: Option<CSeq>) -> Result<(), ParseError> {
+        for name in MANDATORY {
+            if seen & mandatory_bit(name) == 0 {
                 return Err(ParseError::MissingHeader(name.as_str()));
             }
         }
         if let StartLine::Request { method, .. } = &self.start {
-            let cseq = self.cseq().ok_or(ParseError::MissingHeader("CSeq"))?;
+            let cseq = cseq.ok_or(ParseError::MissingHeader("CSeq"))?;
             if cseq.method != *method {
                 return Err(ParseError::CSeqMethodMismatch {
                     method: method.to_string(),
@@ -617,6 +582,114 @@ pub fn error_response(raw: &[u8], error: &ParseError) -> Option<Bytes> {
     Some(Bytes::from(out))
 }
 
+/// The headers every message must have, in the order their absence is reported.
+const MANDATORY: [HeaderName; 5] = [
+    HeaderName::Via,
+    HeaderName::From,
+    HeaderName::To,
+    HeaderName::CallId,
+    HeaderName::CSeq,
+];
+
+/// A distinct bit for each [`MANDATORY`] header, 0 for the others.
+fn mandatory_bit(name: HeaderName) -> u8 {
+    match name {
+        HeaderName::Via => 1,
+        HeaderName::From => 2,
+        HeaderName::To => 4,
+        HeaderName::CallId => 8,
+        HeaderName::CSeq => 16,
+        _ => 0,
+    }
+}
+
+/// Finds the empty line that ends the header section (the offset of its
+/// CRLFCRLF) and whether a line before it is folded, in one pass over the
+/// line ends.
+fn find_header_end(raw: &[u8]) -> (Option<usize>, bool) {
+    let mut folded = false;
+    for i in memchr::memchr_iter(b'\n', raw) {
+        if i == 0 || raw[i - 1] != b'\r' {
+            continue;
+        }
+        match raw.get(i + 1) {
+            Some(b' ' | b'\t') => folded = true,
+            Some(b'\r') if raw.get(i + 2) == Some(&b'\n') => return (Some(i - 1), folded),
+            _ => {}
+        }
+    }
+    (None, folded)
+}
+
+/// The lines of the header section. Lines end in CRLF; the last one has had
+/// its CRLF cut off with the empty line. A bare CR or LF anywhere is an error.
+struct Lines<'a> {
+    text: &'a str,
+    /// Where the next line starts; past the end once the last is returned.
+    pos: usize,
+}
+
+impl<'a> Iterator for Lines<'a> {
+    type Item = Result<&'a str, ParseError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let bytes = self.text.as_bytes();
+        let start = self.pos;
+        if start > bytes.len() {
+            return None;
+        }
+        // The first CR or LF must be the CR of a CRLF; anything else is an error.
+        let end = match memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
+            Some(i) if bytes[start + i] == b'\r' && bytes.get(start + i + 1) == Some(&b'\n') => {
+                self.pos = start + i + 2;
+                start + i
+            }
+            Some(_) => {
+                self.pos = bytes.len() + 1;
+                return Some(Err(bare_line_end(&bytes[start..])));
+            }
+            None => {
+                self.pos = bytes.len() + 1;
+                bytes.len()
+            }
+        };
+        Some(Ok(&self.text[start..end]))
+    }
+}
+
+/// Which error a line with a bare CR or LF gets: the line runs to the next
+/// LF, which is bare unless a CR precedes it; a CR before that is bare.
+fn bare_line_end(rest: &[u8]) -> ParseError {
+    match memchr::memchr(b'\n', rest) {
+        Some(i) if i == 0 || rest[i - 1] != b'\r' => {
+            ParseError::BadHeaderLine("a bare LF ends a line".into())
+        }
+        _ => ParseError::BadHeaderLine("a bare CR inside a line".into()),
+    }
+}
+
+/// Splits a header line into its name and (untrimmed) value.
+fn split_field(line: &str) -> Result<(&str, &str), ParseError> {
+    // The common shape: a token, optional white space, ':'.
+    let b = line.as_bytes();
+    let name_len = charclass::run(b, charclass::TOKEN);
+    let mut colon = name_len;
+    while colon < b.len() && is_ws(b[colon]) {
+        colon += 1;
+    }
+    if name_len > 0 && b.get(colon) == Some(&b':') {
+        return Ok((&line[..name_len], &line[colon + 1..]));
+    }
+    // Anything else is an error; say which.
+    let Some((name, _)) = split_byte(line, b':') else {
+        return Err(ParseError::BadHeaderLine(format!("no ':' in {:.40}", line)));
+    };
+    Err(ParseError::BadHeaderLine(format!(
+        "{:.40} is not a header name",
+        trim_ws(name)
+    )))
+}
+
 fn single_index(name: HeaderName) -> u32 {
     match name {
         HeaderName::From => 0,
@@ -768,9 +841,6 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         HeaderName::CallId => check_call_id(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),
-        HeaderName::CSeq => parse_cseq(value)
-            .map(|_| ())
-            .map_err(|e| bad(canonical(), e)),
         HeaderName::MaxForwards => {
             parse_number(value, 255, "Max-Forwards must be a number from 0 to 255")
                 .map(|_| ())
@@ -808,9 +878,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::Allow => parse_token_list(value)
-            .map(|_| ())
-            .map_err(|e| bad(canonical(), e)),
+        | HeaderName::Allow => scan_token_list(value, |_| {}).map_err(|e| bad(canonical(), e)),
         HeaderName::WwwAuthenticate
         | HeaderName::ProxyAuthenticate
         | HeaderName::Authorization

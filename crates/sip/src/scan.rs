@@ -3,27 +3,23 @@
 //! Header values reach the typed parsers with folding already replaced by a
 //! single space, so "linear white space" here is only SP and HT.
 
+use crate::charclass::{self, TOKEN};
+
 /// RFC 3261 `token` characters.
+#[inline(always)]
 pub(crate) fn is_token(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&c)
+    charclass::is(c, TOKEN)
 }
 
-/// RFC 3261 `word` characters (Call-ID): token plus separators that are safe there.
-pub(crate) fn is_word(c: u8) -> bool {
-    is_token(c) || b"()<>:\\\"/[]?{}".contains(&c)
-}
-
-/// RFC 3261 `unreserved`.
-pub(crate) fn is_unreserved(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c)
-}
-
+#[inline(always)]
 pub(crate) fn is_ws(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
+/// A non-empty run of token characters.
+#[inline]
 pub(crate) fn all_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token)
+    !s.is_empty() && charclass::all(s.as_bytes(), TOKEN)
 }
 
 /// A cursor over one header value.
@@ -34,53 +30,75 @@ pub(crate) struct Scanner<'a> {
 }
 
 impl<'a> Scanner<'a> {
+    #[inline]
     pub fn new(s: &'a str) -> Self {
         Scanner { s, pos: 0 }
     }
 
+    #[inline]
     pub fn peek(&self) -> Option<u8> {
         self.s.as_bytes().get(self.pos).copied()
     }
 
+    #[inline]
     pub fn at_end(&self) -> bool {
         self.pos >= self.s.len()
     }
 
+    #[inline]
     pub fn rest(&self) -> &'a str {
         &self.s[self.pos..]
     }
 
+    #[inline]
     pub fn skip_ws(&mut self) {
-        while self.peek().is_some_and(is_ws) {
+        let b = self.s.as_bytes();
+        while self.pos < b.len() && is_ws(b[self.pos]) {
             self.pos += 1;
         }
     }
 
     /// Consumes `c` (after optional white space) if it is next.
+    #[inline]
     pub fn eat(&mut self, c: u8) -> bool {
-        let save = self.pos;
-        self.skip_ws();
-        if self.peek() == Some(c) {
-            self.pos += 1;
+        let b = self.s.as_bytes();
+        let mut i = self.pos;
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        if b.get(i) == Some(&c) {
+            self.pos = i + 1;
             true
         } else {
-            self.pos = save;
             false
         }
     }
 
     /// Takes the longest run of bytes matching `f` (possibly empty).
+    #[inline]
     pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+        let b = self.s.as_bytes();
         let start = self.pos;
-        while self.peek().is_some_and(&f) {
-            self.pos += 1;
+        let mut i = start;
+        while i < b.len() && f(b[i]) {
+            i += 1;
         }
+        self.pos = i;
+        &self.s[start..i]
+    }
+
+    /// Takes the longest run of bytes in the character classes of `mask`.
+    #[inline]
+    pub fn take_class(&mut self, mask: u16) -> &'a str {
+        let start = self.pos;
+        self.pos += charclass::run(&self.s.as_bytes()[start..], mask);
         &self.s[start..self.pos]
     }
 
+    #[inline]
     pub fn token(&mut self) -> Option<&'a str> {
         self.skip_ws();
-        let t = self.take_while(is_token);
+        let t = self.take_class(TOKEN);
         (!t.is_empty()).then_some(t)
     }
 
@@ -136,8 +154,9 @@ pub fn unquote(s: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
-/// Checks `%HH` escapes and that every other byte satisfies `allowed`.
-pub(crate) fn valid_escaped(s: &str, allowed: impl Fn(u8) -> bool) -> bool {
+/// Checks `%HH` escapes and that every other byte is in a class of `allowed`
+/// (a [`charclass`] mask).
+pub(crate) fn valid_escaped(s: &str, allowed: u16) -> bool {
     let b = s.as_bytes();
     let mut i = 0;
     while i < b.len() {
@@ -149,7 +168,7 @@ pub(crate) fn valid_escaped(s: &str, allowed: impl Fn(u8) -> bool) -> bool {
                 return false;
             }
             i += 3;
-        } else if allowed(b[i]) {
+        } else if charclass::is(b[i], allowed) {
             i += 1;
         } else {
             return false;
@@ -182,16 +201,21 @@ pub fn unescape(s: &str) -> std::borrow::Cow<'_, [u8]> {
 }
 
 /// Splits at the first `b` (an ASCII byte, so both halves stay valid UTF-8).
+#[inline]
 pub(crate) fn split_byte(s: &str, b: u8) -> Option<(&str, &str)> {
     memchr::memchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
 }
 
 /// Splits at the last `b` (an ASCII byte).
+#[inline]
 pub(crate) fn rsplit_byte(s: &str, b: u8) -> Option<(&str, &str)> {
-    memchr::memrchr(b, s.as_bytes()).map(|i| (&s[..i], &s[i + 1..]))
+    s.bytes()
+        .rposition(|c| c == b)
+        .map(|i| (&s[..i], &s[i + 1..]))
 }
 
 /// Trims SP and HT from both ends.
+#[inline]
 pub(crate) fn trim_ws(s: &str) -> &str {
     let b = s.as_bytes();
     let mut start = 0;
@@ -211,10 +235,10 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert!(valid_escaped("a%20b", is_unreserved));
-        assert!(!valid_escaped("a%2", is_unreserved));
-        assert!(!valid_escaped("a%zz", is_unreserved));
-        assert!(!valid_escaped("a b", is_unreserved));
+        assert!(valid_escaped("a%20b", charclass::UNRESERVED));
+        assert!(!valid_escaped("a%2", charclass::UNRESERVED));
+        assert!(!valid_escaped("a%zz", charclass::UNRESERVED));
+        assert!(!valid_escaped("a b", charclass::UNRESERVED));
         assert_eq!(&*unescape("%41b%2"), b"Ab%2");
         assert_eq!(&*unescape("x%00"), b"x\0");
     }

@@ -7,7 +7,10 @@
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::scan::{is_unreserved, rsplit_byte, split_byte, unescape, valid_escaped};
+use crate::charclass::{
+    self, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER,
+};
+use crate::scan::{rsplit_byte, split_byte, unescape, valid_escaped};
 
 /// Why a URI did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,13 +53,7 @@ impl<'a> Host<'a> {
         if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
             return s.parse().ok().map(Host::V4);
         }
-        let labels_ok = s.trim_end_matches('.').split('.').all(|l| {
-            !l.is_empty()
-                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        });
-        (!s.is_empty() && labels_ok).then_some(Host::Domain(s))
+        valid_hostname(s.as_bytes()).then_some(Host::Domain(s))
     }
 
     fn eq_ignore_case(&self, other: &Host<'_>) -> bool {
@@ -67,6 +64,49 @@ impl<'a> Host<'a> {
             _ => false,
         }
     }
+}
+
+/// `hostname`: dot-separated labels of alphanumerics and inner hyphens,
+/// optionally ending in dots. One pass, no allocation.
+fn valid_hostname(s: &[u8]) -> bool {
+    let mut end = s.len();
+    while end > 0 && s[end - 1] == b'.' {
+        end -= 1;
+    }
+    let s = &s[..end];
+    let mut start = 0;
+    loop {
+        let len = charclass::run(&s[start..], LABEL);
+        let label = &s[start..start + len];
+        if len == 0 || label[0] == b'-' || label[len - 1] == b'-' {
+            return false;
+        }
+        start += len;
+        match s.get(start) {
+            None => return true,
+            Some(b'.') => start += 1,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// The pieces of `s` between the ASCII byte `sep`, like `str::split` but
+/// without its general (UTF-8) pattern machinery.
+fn split_ascii(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(sep, r.as_bytes()) {
+            Some(i) => {
+                rest = Some(&r[i + 1..]);
+                Some(&r[..i])
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// A `sip:` or `sips:` URI.
@@ -83,19 +123,6 @@ pub struct SipUri<'a> {
     headers: &'a str,
 }
 
-fn user_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,;?/".contains(&c)
-}
-fn password_char(c: u8) -> bool {
-    is_unreserved(c) || b"&=+$,".contains(&c)
-}
-fn param_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/:&+$".contains(&c)
-}
-fn header_char(c: u8) -> bool {
-    is_unreserved(c) || b"[]/?:+$".contains(&c)
-}
-
 impl<'a> SipUri<'a> {
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
         let (secure, rest) = match split_byte(s, b':') {
@@ -109,7 +136,20 @@ impl<'a> SipUri<'a> {
             Some((u, h)) => (Some(u), h),
             None => (None, rest),
         };
-        let (hostpart, headers) = match split_byte(hostpart, b'?') {
+        // One pass finds the '?' that starts the headers and the first ';'
+        // before it, which starts the parameters.
+        let (mut semi, mut question) = (None, None);
+        for (i, c) in hostpart.bytes().enumerate() {
+            match c {
+                b';' if semi.is_none() => semi = Some(i),
+                b'?' => {
+                    question = Some(i);
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let (hostpart, headers) = match question.map(|q| (&hostpart[..q], &hostpart[q + 1..])) {
             Some((_, "")) => return err(s, "a '?' starts an empty header section"),
             Some((r, h)) => (r, h),
             None => (hostpart, ""),
@@ -121,38 +161,38 @@ impl<'a> SipUri<'a> {
                     Some((u, p)) => (u, Some(p)),
                     None => (ui, None),
                 };
-                if u.is_empty() || !valid_escaped(u, user_char) {
+                if u.is_empty() || !valid_escaped(u, USER) {
                     return err(s, "the user part has a character that must be escaped");
                 }
                 if let Some(p) = p {
-                    if !valid_escaped(p, password_char) {
+                    if !valid_escaped(p, PASSWORD) {
                         return err(s, "the password has a character that must be escaped");
                     }
                 }
                 (Some(u), p)
             }
         };
-        let (hostport, params) = match split_byte(hostpart, b';') {
-            Some((h, p)) => (h, p),
+        let (hostport, params) = match semi {
+            Some(i) => (&hostpart[..i], &hostpart[i + 1..]),
             None => (hostpart, ""),
         };
         let (host, port) = split_host_port(hostport).ok_or_else(|| UriError {
             uri: s.to_owned(),
             reason: "the host or port is malformed",
         })?;
-        for p in params.split(';').filter(|_| !params.is_empty()) {
+        for p in split_ascii(params, b';').filter(|_| !params.is_empty()) {
             let (name, value) = match split_byte(p, b'=') {
                 Some((n, v)) => (n, Some(v)),
                 None => (p, None),
             };
-            if name.is_empty() || !valid_escaped(name, param_char) {
+            if name.is_empty() || !valid_escaped(name, URI_PARAM) {
                 return err(
                     s,
                     "a URI parameter name is empty or has an invalid character",
                 );
             }
             if let Some(v) = value {
-                if v.is_empty() || !valid_escaped(v, param_char) {
+                if v.is_empty() || !valid_escaped(v, URI_PARAM) {
                     return err(
                         s,
                         "a URI parameter value is empty or has an invalid character",
@@ -161,13 +201,13 @@ impl<'a> SipUri<'a> {
             }
         }
         if !headers.is_empty() {
-            for h in headers.split('&') {
+            for h in split_ascii(headers, b'&') {
                 let Some((name, value)) = split_byte(h, b'=') else {
                     return err(s, "a URI header has no '='");
                 };
                 if name.is_empty()
-                    || !valid_escaped(name, header_char)
-                    || !valid_escaped(value, header_char)
+                    || !valid_escaped(name, URI_HEADER)
+                    || !valid_escaped(value, URI_HEADER)
                 {
                     return err(s, "a URI header has an invalid character");
                 }
@@ -264,7 +304,7 @@ impl<'a> SipUri<'a> {
 
 /// The `name[=value]` items of a raw `a=1;b;c=2` parameter section.
 fn iter_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
-    raw.split(';')
+    split_ascii(raw, b';')
         .filter(move |_| !raw.is_empty())
         .map(|p| match split_byte(p, b'=') {
             Some((n, v)) => (n, Some(v)),
@@ -342,12 +382,11 @@ impl<'a> TelUri<'a> {
             .strip_prefix('+')
             .unwrap_or(number)
             .bytes()
-            .all(|c| c.is_ascii_hexdigit() || b"*#-.()pPwW".contains(&c));
+            .all(|c| charclass::is(c, TEL_DIGIT));
         if number.is_empty() || !digits_ok {
             return err(s, "the telephone number has an invalid character");
         }
-        if !params.is_empty() && !valid_escaped(params, |c| param_char(c) || c == b';' || c == b'=')
-        {
+        if !params.is_empty() && !valid_escaped(params, TEL_PARAM) {
             return err(s, "a tel: parameter has an invalid character");
         }
         Ok(TelUri { number, params })
@@ -389,9 +428,7 @@ impl<'a> Uri<'a> {
             .as_bytes()
             .first()
             .is_some_and(u8::is_ascii_alphabetic)
-            && scheme
-                .bytes()
-                .all(|c| c.is_ascii_alphanumeric() || b"+-.".contains(&c));
+            && charclass::all(scheme.as_bytes(), SCHEME);
         if !scheme_ok {
             return err(s, "the scheme is malformed");
         }
@@ -402,8 +439,7 @@ impl<'a> Uri<'a> {
             return TelUri::parse(s).map(Uri::Tel);
         }
         // RFC 3261 absoluteURI: uric characters only, escapes valid.
-        let uric = |c: u8| is_unreserved(c) || b";/?:@&=+$,[]".contains(&c);
-        if rest.is_empty() || !valid_escaped(rest, uric) {
+        if rest.is_empty() || !valid_escaped(rest, URIC) {
             return err(s, "the URI has a character that must be escaped");
         }
         Ok(Uri::Other { scheme, rest })

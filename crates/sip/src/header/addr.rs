@@ -5,7 +5,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use super::params::Params;
-use crate::scan::{is_token, is_ws, unquote, Scanner};
+use crate::scan::{is_token, is_ws, trim_ws, unquote, Scanner};
 use crate::uri::{Uri, UriError};
 
 /// An address with its header parameters (`tag`, `expires`, `q`, …).
@@ -108,13 +108,13 @@ fn scan_one<'a>(sc: &mut Scanner<'a>) -> Result<NameAddr<'a>, AddrError> {
         }
     } else {
         // `*(token LWS) <` or a bare addr-spec: look ahead for '<' before any ',' or ';'.
+        // The first of these decides: only a '<' makes what precedes it a display name.
         let rest = sc.rest().as_bytes();
-        let lt = rest.iter().position(|&c| c == b'<');
-        let stop = rest
+        let first = rest
             .iter()
-            .position(|&c| c == b',' || c == b';' || c == b'"');
-        if let Some(lt) = lt.filter(|&lt| stop.is_none_or(|s| lt < s)) {
-            let name = sc.rest()[..lt].trim_end_matches([' ', '\t']);
+            .position(|&c| matches!(c, b'<' | b',' | b';' | b'"'));
+        if let Some(lt) = first.filter(|&i| rest[i] == b'<') {
+            let name = trim_ws(&sc.rest()[..lt]);
             if !name.is_empty() {
                 if !name.bytes().all(|c| is_token(c) || is_ws(c)) {
                     return Err(Syntax(

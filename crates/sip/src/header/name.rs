@@ -20,17 +20,133 @@ macro_rules! header_names {
 
             /// Recognises a name in any case, full or compact (`i` is Call-ID).
             pub fn from_name(name: &str) -> HeaderName {
-                // Length is compared first, so most candidates cost one branch.
-                $(
-                    if name.eq_ignore_ascii_case($canonical) $(|| name.eq_ignore_ascii_case($compact))? {
+                let b = name.as_bytes();
+                match b.len() {
+                    0 => return HeaderName::Other,
+                    1 => return Self::from_compact(b[0].to_ascii_lowercase()),
+                    _ => {}
+                }
+                // One hash probe and at most BUCKET comparisons, instead of
+                // comparing against every known name in turn.
+                for &i in &BY_HASH[name_hash(b)] {
+                    let Some(&(full, kind)) = FULL_NAMES.get(usize::from(i)) else {
+                        break;
+                    };
+                    if full.len() == b.len() && same_name(usize::from(i), b) {
+                        return kind;
+                    }
+                }
+                HeaderName::Other
+            }
+
+            /// The compact forms (RFC 3261 §7.3.3), given in lower case.
+            fn from_compact(c: u8) -> HeaderName {
+                $($(
+                    if c == $compact.as_bytes()[0] {
                         return HeaderName::$variant;
                     }
-                )*
+                )?)*
                 HeaderName::Other
             }
         }
+
+        /// Every full name with its variant, in declaration order.
+        const FULL_NAMES: &[(&str, HeaderName)] = &[$(($canonical, HeaderName::$variant),)*];
     };
 }
+
+/// Room for the longest known name, in whole 64-bit words.
+const NAME_WORDS: usize = 3;
+
+/// A known name folded for comparison: its bytes in lower case, and a mask
+/// with 0x20 where it has a letter, so `(input | mask) == lower` holds
+/// exactly when the input equals the name ignoring ASCII case.
+#[derive(Clone, Copy)]
+struct Folded {
+    lower: [u64; NAME_WORDS],
+    mask: [u64; NAME_WORDS],
+}
+
+const fn fold(name: &[u8]) -> Folded {
+    assert!(
+        name.len() <= NAME_WORDS * 8,
+        "a header name is too long for NAME_WORDS"
+    );
+    let mut f = Folded {
+        lower: [0; NAME_WORDS],
+        mask: [0; NAME_WORDS],
+    };
+    let mut i = 0;
+    while i < name.len() {
+        let c = name[i];
+        let shift = (i % 8) * 8;
+        f.lower[i / 8] |= (c.to_ascii_lowercase() as u64) << shift;
+        if c.is_ascii_alphabetic() {
+            f.mask[i / 8] |= 0x20 << shift;
+        }
+        i += 1;
+    }
+    f
+}
+
+const fn build_folded() -> [Folded; FULL_NAMES.len()] {
+    let mut t = [fold(b""); FULL_NAMES.len()];
+    let mut i = 0;
+    while i < FULL_NAMES.len() {
+        t[i] = fold(FULL_NAMES[i].0.as_bytes());
+        i += 1;
+    }
+    t
+}
+
+static FOLDED: [Folded; FULL_NAMES.len()] = build_folded();
+
+/// Does `b` (at most NAME_WORDS * 8 bytes) equal the known name `i` ignoring
+/// ASCII case? Compares whole words: names are short and this runs per line.
+fn same_name(i: usize, b: &[u8]) -> bool {
+    let mut buf = [0u8; NAME_WORDS * 8];
+    buf[..b.len()].copy_from_slice(b);
+    let f = &FOLDED[i];
+    (0..NAME_WORDS).all(|w| {
+        let word = u64::from_le_bytes(buf[w * 8..w * 8 + 8].try_into().unwrap_or_default());
+        word | f.mask[w] == f.lower[w]
+    })
+}
+
+/// Names per hash bucket; `build_buckets` fails to compile if a bucket overflows.
+const BUCKET: usize = 3;
+const BUCKETS: usize = 64;
+/// A free slot in a bucket.
+const EMPTY: u8 = u8::MAX;
+
+/// Mixes the length and the first and last letters (case-folded), which tell
+/// the known names apart well enough that no bucket holds more than two.
+const fn name_hash(b: &[u8]) -> usize {
+    let first = (b[0] | 0x20) as usize;
+    let last = (b[b.len() - 1] | 0x20) as usize;
+    (b.len() * 26 + first + (last << 3)) % BUCKETS
+}
+
+const fn build_buckets() -> [[u8; BUCKET]; BUCKETS] {
+    let mut t = [[EMPTY; BUCKET]; BUCKETS];
+    let mut i = 0;
+    while i < FULL_NAMES.len() {
+        let h = name_hash(FULL_NAMES[i].0.as_bytes());
+        let mut j = 0;
+        while t[h][j] != EMPTY {
+            j += 1;
+            assert!(
+                j < BUCKET,
+                "a header-name hash bucket overflows: raise BUCKET"
+            );
+        }
+        t[h][j] = i as u8;
+        i += 1;
+    }
+    t
+}
+
+static BY_HASH: [[u8; BUCKET]; BUCKETS] = build_buckets();
 
 header_names! {
     Via => "Via", "v";
@@ -173,5 +289,10 @@ mod tests {
             HeaderName::from_name("NewFangledHeaderThatIsVeryLongIndeed"),
             HeaderName::Other
         );
+        assert_eq!(HeaderName::from_name("q"), HeaderName::Other);
+        for &(full, kind) in super::FULL_NAMES {
+            assert_eq!(HeaderName::from_name(full), kind);
+            assert_eq!(HeaderName::from_name(&full.to_ascii_uppercase()), kind);
+        }
     }
 }

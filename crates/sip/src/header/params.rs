@@ -114,7 +114,7 @@ impl<'a> Params<'a> {
 
 /// Is every byte of `s` a token character?
 pub(crate) fn token_only(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(is_token)
+    crate::scan::all_token(s)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use std::borrow::Cow;
 
 use super::params::{token_only, Params};
+use crate::charclass::{self, WORD};
 use crate::method::Method;
-use crate::scan::{is_word, split_byte, trim_ws, unquote, Scanner};
+use crate::scan::{is_ws, split_byte, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,9 +18,11 @@ pub struct CSeq {
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
     let v = trim_ws(v);
-    let (num, method) = v
-        .split_once([' ', '\t'])
+    let sp = v
+        .bytes()
+        .position(is_ws)
         .ok_or("CSeq needs a number and a method")?;
+    let (num, method) = (&v[..sp], &v[sp + 1..]);
     if num.is_empty() || !num.bytes().all(|c| c.is_ascii_digit()) {
         return Err("the CSeq number is not a decimal number");
     }
@@ -31,7 +34,7 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
     if seq >= 1 << 31 {
         return Err("the CSeq number must be less than 2^31");
     }
-    let method = method.trim_start_matches([' ', '\t']);
+    let method = trim_ws(method);
     if !token_only(method) {
         return Err("the CSeq method is not a token");
     }
@@ -64,7 +67,7 @@ pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
         Some((a, b)) => (a, Some(b)),
         None => (v, None),
     };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| is_word(c) || c >= 0x80);
+    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| charclass::is(c, WORD) || c >= 0x80);
     if word(a) && b.is_none_or(word) {
         Ok(v)
     } else {
@@ -217,21 +220,36 @@ pub fn parse_reasons(v: &str) -> Result<Vec<Reason<'_>>, &'static str> {
 
 /// Option tags and methods: `Supported`, `Require`, `Allow`… (may be empty).
 pub fn parse_token_list(v: &str) -> Result<Vec<&str>, &'static str> {
-    let v = trim_ws(v);
-    if v.is_empty() {
-        return Ok(Vec::new());
-    }
-    v.split(',')
-        .map(|t| {
-            let t = trim_ws(t);
-            if token_only(t) {
-                Ok(t)
-            } else {
-                Err("the list must hold tokens separated by commas")
-            }
-        })
-        .collect()
+    let mut out = Vec::new();
+    scan_token_list(v, |t| out.push(t))?;
+    Ok(out)
 }
+
+/// Validates a token list and visits each token without allocating.
+pub(crate) fn scan_token_list<'a>(
+    v: &'a str,
+    mut each: impl FnMut(&'a str),
+) -> Result<(), &'static str> {
+    if trim_ws(v).is_empty() {
+        return Ok(());
+    }
+    // Each item is white space, a token, white space, then ',' or the end.
+    let mut sc = Scanner::new(v);
+    loop {
+        let t = sc.token().ok_or(NOT_TOKENS)?;
+        each(t);
+        sc.skip_ws();
+        if sc.at_end() {
+            return Ok(());
+        }
+        if sc.peek() != Some(b',') {
+            return Err(NOT_TOKENS);
+        }
+        sc.pos += 1;
+    }
+}
+
+const NOT_TOKENS: &str = "the list must hold tokens separated by commas";
 
 /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization`,
 /// `Proxy-Authorization`: a scheme and `name=value` pairs.
