@@ -21,8 +21,21 @@
 //! # Ok::<(), PayloadError>(())
 //! ```
 
+mod apns;
+mod backoff;
+mod jwt;
 mod payload;
 
+pub use apns::{
+    ApnsError, ApnsOutcome, ApnsRequest, ApnsRequestBuilder, DeviceToken, ErrorBody, Priority,
+    PushType, RequestError, RetryPolicy, COLLAPSE_ID_LIMIT, DEVICE_TOKEN_HEX_LEN,
+};
+pub use backoff::{Backoff, Jitter};
+pub use jwt::{
+    verify_provider_token, Claims, JwtError, ProviderKey, ProviderTokenCache, PublicKey,
+    RefreshRefused, ALLOWED_FUTURE_SKEW, DEFAULT_REFRESH_AFTER, MAX_TOKEN_AGE,
+    MIN_REFRESH_INTERVAL,
+};
 pub use payload::{
     PayloadError, VoipPayload, DEFAULT_PAYLOAD_LIMIT, PAYLOAD_VERSION, VOIP_PAYLOAD_LIMIT,
 };
