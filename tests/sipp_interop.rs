@@ -57,6 +57,14 @@ fn ours(args: &[&str]) -> Ours {
     )
 }
 
+/// Our UAS on 127.0.0.1:`port`, with extra arguments.
+fn our_uas(port: u16, extra: &[&str]) -> Ours {
+    let listen = format!("127.0.0.1:{port}");
+    let mut args = vec!["sip", "uas", "--listen", &listen];
+    args.extend_from_slice(extra);
+    ours(&args)
+}
+
 fn finish(o: Ours) -> (i32, String) {
     let mut o = o;
     let child = std::mem::replace(&mut o.0, Command::new("true").spawn().unwrap());
@@ -117,16 +125,7 @@ fn sipp_calls_our_uas_and_completes() {
     let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let uas = ours(&[
-        "sip",
-        "uas",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--calls",
-        "1",
-        "--timeout",
-        "40",
-    ]);
+    let uas = our_uas(port, &["--calls", "1", "--timeout", "40"]);
     wait_listening();
     let out = run_sipp(
         dir.path(),
@@ -199,16 +198,7 @@ fn both_directions_complete_with_ten_percent_loss() {
     let dir = tempfile::tempdir().unwrap();
     // SIPp calls us ten times, losing 10 % of what it sends and receives.
     let port = free_port();
-    let uas = ours(&[
-        "sip",
-        "uas",
-        "--listen",
-        &format!("127.0.0.1:{port}"),
-        "--calls",
-        "10",
-        "--timeout",
-        "50",
-    ]);
+    let uas = our_uas(port, &["--calls", "10", "--timeout", "50"]);
     wait_listening();
     let out = run_sipp(
         dir.path(),
@@ -288,20 +278,19 @@ fn sipp_authenticates_against_our_digest_server() {
     for (password, should_pass) in [("s3cret", true), ("wrong", false)] {
         let port = free_port();
         // SIPp 3.6 answers only MD5 challenges, so MD5 is offered alone here.
-        let uas = ours(&[
-            "sip",
-            "uas",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--auth",
-            "alice:s3cret",
-            "--digest",
-            "MD5",
-            "--calls",
-            "1",
-            "--timeout",
-            "15",
-        ]);
+        let uas = our_uas(
+            port,
+            &[
+                "--auth",
+                "alice:s3cret",
+                "--digest",
+                "MD5",
+                "--calls",
+                "1",
+                "--timeout",
+                "15",
+            ],
+        );
         wait_listening();
         let out = run_sipp(
             dir.path(),

@@ -230,6 +230,17 @@ impl Dialog {
         self.build(method, self.local_seq, via_sent_by, branch)
     }
 
+    /// Where in-dialog requests are sent: the first route (loose or strict
+    /// routing alike), else the remote target — as a bare URI.
+    pub fn next_hop(&self) -> String {
+        let hop = self.route_set.first().unwrap_or(&self.remote_target);
+        hop.trim_start_matches('<')
+            .split('>')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
     /// The ACK for a 2xx to the INVITE with CSeq `invite_seq` (same number, new branch).
     pub fn ack(&self, invite_seq: u32, via_sent_by: &str, branch: &str) -> MessageBuilder {
         self.build(Method::Ack, invite_seq, via_sent_by, branch)

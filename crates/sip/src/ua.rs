@@ -580,18 +580,8 @@ impl<D: Clone + Debug> UserAgent<D> {
                 if let Some(reason) = reason {
                     b = b.header("Reason", reason);
                 }
-                let target = dialog
-                    .route_set
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| dialog.remote_target.clone());
+                let target = dialog.next_hop();
                 let Ok(bye) = b.build() else { return false };
-                let target = target
-                    .trim_start_matches('<')
-                    .split('>')
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
                 let Some((dest, reliable)) = (self.resolve)(&target) else {
                     return false;
                 };
@@ -947,17 +937,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                     let branch = self.branch();
                     let c = self.calls.get(&call).expect("checked");
                     if let Some(d) = &c.dialog {
-                        let target = d
-                            .route_set
-                            .first()
-                            .cloned()
-                            .unwrap_or_else(|| d.remote_target.clone());
-                        let target = target
-                            .trim_start_matches('<')
-                            .split('>')
-                            .next()
-                            .unwrap_or_default()
-                            .to_owned();
+                        let target = d.next_hop();
                         if let (Ok(ack), Some((dest, _))) = (
                             d.ack(seq, &self.config.via, &branch).build(),
                             (self.resolve)(&target),
