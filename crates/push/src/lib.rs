@@ -49,14 +49,24 @@
 
 mod apns;
 mod backoff;
+#[cfg(feature = "net")]
+pub mod client;
+#[cfg(feature = "net")]
+mod clock;
 mod jwt;
 mod payload;
+#[cfg(feature = "net")]
+pub mod service;
+#[cfg(feature = "net")]
+pub mod tls;
 
 pub use apns::{
     ApnsError, ApnsOutcome, ApnsRequest, ApnsRequestBuilder, DeviceToken, ErrorBody, Priority,
     PushType, RequestError, RetryPolicy, COLLAPSE_ID_LIMIT, DEVICE_TOKEN_HEX_LEN,
 };
 pub use backoff::{Backoff, Jitter};
+#[cfg(feature = "net")]
+pub use clock::UnixClock;
 pub use jwt::{
     verify_provider_token, Claims, JwtError, ProviderKey, ProviderTokenCache, PublicKey,
     RefreshRefused, ALLOWED_FUTURE_SKEW, DEFAULT_REFRESH_AFTER, MAX_TOKEN_AGE,
