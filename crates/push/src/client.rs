@@ -308,6 +308,19 @@ impl ApnsClient {
         }
     }
 
+    /// Builds the VoIP push for `payload` (refusing it before anything is
+    /// sent when it breaks a rule, such as APNs's 5120-byte limit) and
+    /// [`send`](Self::send)s it.
+    pub async fn send_voip(
+        &self,
+        device_token: &str,
+        bundle_id: &str,
+        payload: &crate::VoipPayload,
+    ) -> Result<ApnsOutcome, ClientError> {
+        let request = ApnsRequest::voip(device_token, bundle_id, payload)?;
+        self.send(&request).await
+    }
+
     /// One request on the current connection. On error, also the
     /// generation of the connection it failed on.
     async fn attempt(

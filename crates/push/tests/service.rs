@@ -418,3 +418,133 @@ async fn missing_or_malformed_provider_tokens_get_apns_403_reasons() {
         (403, "InvalidProviderToken")
     );
 }
+
+#[tokio::test]
+async fn an_oversized_payload_is_refused_before_anything_is_sent() {
+    let s = setup(Transport::H2c).await;
+    let phone = s.service.devices().register(BUNDLE);
+    let mut big = payload(1);
+    big.display_name = Some("A".repeat(6000));
+    let err = tokio::time::timeout(
+        WAIT,
+        s.client.send_voip(phone.token().as_str(), BUNDLE, &big),
+    )
+    .await
+    .unwrap()
+    .unwrap_err();
+    assert!(matches!(err, ClientError::Request(_)), "{err}");
+    assert!(err.to_string().contains("5120"), "{err}");
+    assert_eq!(s.client.stats().requests, 0);
+    assert_eq!(s.client.stats().connects, 0, "not even connected");
+    assert_eq!(s.service.requests(), 0);
+}
+
+#[tokio::test]
+async fn many_concurrent_pushes_share_one_connection_and_all_arrive() {
+    const N: u64 = 2000;
+    let s = setup(Transport::H2c).await;
+    let mut phone = s.service.devices().register(BUNDLE);
+    let token = phone.token().clone();
+    let mut tasks = tokio::task::JoinSet::new();
+    for n in 0..N {
+        let client = s.client.clone();
+        let request = ApnsRequest::voip(token.as_str(), BUNDLE, &payload(n)).unwrap();
+        tasks.spawn(async move { client.send(&request).await });
+    }
+    let all = tokio::time::timeout(WAIT, async {
+        let mut delivered = 0;
+        while let Some(result) = tasks.join_next().await {
+            if matches!(result.unwrap().unwrap(), ApnsOutcome::Delivered { .. }) {
+                delivered += 1;
+            }
+        }
+        delivered
+    });
+    assert_eq!(all.await.unwrap(), N);
+    let mut seen = std::collections::HashSet::new();
+    for _ in 0..N {
+        let push = next_push(&mut phone).await;
+        seen.insert(VoipPayload::from_json(&push.payload).unwrap().send_time);
+    }
+    assert_eq!(seen.len() as u64, N, "every payload exactly once");
+    assert_eq!(s.client.stats().connects, 1);
+    assert_eq!(s.service.connections(), 1);
+    assert_eq!(s.client.signatures(), 1, "one token for all");
+}
+
+#[tokio::test]
+async fn goaway_makes_the_client_reconnect() {
+    let s = setup(Transport::H2c).await;
+    let mut phone = s.service.devices().register(BUNDLE);
+    assert!(matches!(
+        send(&s.client, &phone, 1).await.unwrap(),
+        ApnsOutcome::Delivered { .. }
+    ));
+    s.service.goaway_all();
+    // Until the client reads the GOAWAY, a push may still be tried on the
+    // old connection; either way it is delivered, on a new one.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(matches!(
+        send(&s.client, &phone, 2).await.unwrap(),
+        ApnsOutcome::Delivered { .. }
+    ));
+    assert_eq!(s.client.stats().connects, 2);
+    assert_eq!(s.service.connections(), 2);
+    next_push(&mut phone).await;
+    next_push(&mut phone).await;
+}
+
+#[tokio::test]
+async fn shutdown_answer_makes_the_client_reconnect_and_retry() {
+    let s = setup(Transport::H2c).await;
+    let mut phone = s.service.devices().register(BUNDLE);
+    s.service.fail_next(ApnsError::Shutdown);
+    assert!(matches!(
+        send(&s.client, &phone, 1).await.unwrap(),
+        ApnsOutcome::Delivered { .. }
+    ));
+    assert_eq!(s.client.stats().connects, 2);
+    next_push(&mut phone).await;
+}
+
+#[tokio::test]
+async fn ten_thousand_pushes_over_three_simulated_hours_sign_a_token_at_most_every_20_minutes() {
+    const N: u64 = 10_000;
+    let s = setup(Transport::H2c).await;
+    let mut phone = s.service.devices().register(BUNDLE);
+    let step = Duration::from_secs(3 * 3600) / N as u32;
+    let mut signed_at = Vec::new();
+    let mut last = 0;
+    let run = async {
+        for n in 0..N {
+            let outcome = s
+                .client
+                .send_voip(phone.token().as_str(), BUNDLE, &payload(n))
+                .await
+                .unwrap();
+            assert!(
+                matches!(outcome, ApnsOutcome::Delivered { .. }),
+                "{n}: {outcome:?}"
+            );
+            if s.client.signatures() != last {
+                last = s.client.signatures();
+                signed_at.push(s.clock.unix_secs());
+            }
+            let _ = phone.next_push().await;
+            s.clock.advance(step);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), run)
+        .await
+        .unwrap();
+    assert!(
+        signed_at.windows(2).all(|w| w[1] - w[0] >= 20 * 60),
+        "{signed_at:?}"
+    );
+    assert_eq!(
+        signed_at.len(),
+        4,
+        "at 0, 50, 100 and 150 minutes: {signed_at:?}"
+    );
+    assert_eq!(s.service.delivered(), N);
+}
