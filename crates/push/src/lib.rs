@@ -14,6 +14,13 @@
 //! here opens a socket or reads a clock: callers pass `now` in, so every
 //! path runs in a unit test with simulated time.
 //!
+//! With the default `net` feature, the I/O halves sit on top: [`client`]
+//! is the APNs provider client (hyper HTTP/2 over rustls or h2c, one
+//! multiplexed connection, the retry policy applied), [`service`] is a
+//! local APNs-compatible push service with an in-process device registry,
+//! [`tls`] builds their rustls configurations, and [`UnixClock`] is the
+//! tokio-driven wall clock both read.
+//!
 //! ```
 //! use push::{ApnsOutcome, ApnsRequest, ProviderKey, ProviderTokenCache, RetryPolicy, VoipPayload};
 //! # let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
@@ -49,14 +56,24 @@
 
 mod apns;
 mod backoff;
+#[cfg(feature = "net")]
+pub mod client;
+#[cfg(feature = "net")]
+mod clock;
 mod jwt;
 mod payload;
+#[cfg(feature = "net")]
+pub mod service;
+#[cfg(feature = "net")]
+pub mod tls;
 
 pub use apns::{
     ApnsError, ApnsOutcome, ApnsRequest, ApnsRequestBuilder, DeviceToken, ErrorBody, Priority,
     PushType, RequestError, RetryPolicy, COLLAPSE_ID_LIMIT, DEVICE_TOKEN_HEX_LEN,
 };
 pub use backoff::{Backoff, Jitter};
+#[cfg(feature = "net")]
+pub use clock::UnixClock;
 pub use jwt::{
     verify_provider_token, Claims, JwtError, ProviderKey, ProviderTokenCache, PublicKey,
     RefreshRefused, ALLOWED_FUTURE_SKEW, DEFAULT_REFRESH_AFTER, MAX_TOKEN_AGE,

@@ -1,0 +1,473 @@
+//! The APNs provider client: HTTP/2 (hyper) over TLS (rustls, ALPN `h2`)
+//! or cleartext h2c, one connection multiplexing many pushes with a bounded
+//! number in flight, provider-token auth from a [`ProviderTokenCache`], and
+//! the [`RetryPolicy`] of each answer applied: `403 ExpiredProviderToken` →
+//! re-sign and retry once; `429`/`500`/`503` → [`Backoff`] retries;
+//! GOAWAY, a lost connection or `503 Shutdown` → reconnect and retry.
+//!
+//! ```no_run
+//! # async fn run(key: push::ProviderKey, ca_pem: &[u8], payload: push::VoipPayload) -> Result<(), Box<dyn std::error::Error>> {
+//! use push::client::{ApnsClient, ClientConfig};
+//! use push::{ApnsOutcome, ApnsRequest, ProviderTokenCache};
+//! let tls = push::tls::client_config_trusting_pem(ca_pem)?;
+//! let client = ApnsClient::new(ClientConfig::sandbox(tls), ProviderTokenCache::new(key))?;
+//! let token = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+//! match client.send(&ApnsRequest::voip(token, "com.example.phone", &payload)?).await? {
+//!     ApnsOutcome::Delivered { apns_id } => println!("sent {apns_id}"),
+//!     ApnsOutcome::TokenInvalid { since, .. } => println!("forget {token} (since {since:?})"),
+//!     other => println!("not sent: {other:?}"),
+//! }
+//! # Ok(()) }
+//! ```
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::{Method, Request, Uri};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::client::conn::http2::SendRequest;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls_pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+
+use crate::apns::{ApnsOutcome, ApnsRequest, RequestError, RetryPolicy};
+use crate::backoff::Backoff;
+use crate::clock::UnixClock;
+use crate::jwt::{JwtError, ProviderTokenCache, RefreshRefused};
+use crate::tls::ALPN_H2;
+
+/// APNs's production endpoint.
+pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
+/// APNs's development (sandbox) endpoint.
+pub const SANDBOX_URL: &str = "https://api.sandbox.push.apple.com";
+
+/// Reconnections one push may make after GOAWAY or a lost connection.
+const MAX_RECONNECTS: u32 = 2;
+/// Error bodies past this are not read.
+const RESPONSE_READ_LIMIT: usize = 16 * 1024;
+
+/// Where and how the client connects.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// `https://host[:port]` (TLS, ALPN `h2`) or `http://host[:port]` (h2c).
+    pub base_url: String,
+    /// The trust anchors for `https` (see
+    /// [`crate::tls::client_config_trusting_pem`]).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Pushes in flight at once on the connection.
+    pub max_in_flight: usize,
+    /// Retries of `429`/`500`/`503` answers.
+    pub backoff: Backoff,
+    /// The clock provider tokens are signed with.
+    pub clock: UnixClock,
+    /// Bound on connecting (TCP and TLS).
+    pub connect_timeout: Duration,
+    /// Bound on one request's answer.
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    /// Any base URL: `https://…` with `tls`, or `http://…` (h2c) without.
+    pub fn new(base_url: impl Into<String>, tls: Option<Arc<rustls::ClientConfig>>) -> Self {
+        ClientConfig {
+            base_url: base_url.into(),
+            tls,
+            max_in_flight: 500,
+            backoff: Backoff::default(),
+            clock: UnixClock::system(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// `https://api.push.apple.com`, trusting what `tls` trusts.
+    pub fn production(tls: Arc<rustls::ClientConfig>) -> Self {
+        ClientConfig::new(PRODUCTION_URL, Some(tls))
+    }
+
+    /// `https://api.sandbox.push.apple.com`, trusting what `tls` trusts.
+    pub fn sandbox(tls: Arc<rustls::ClientConfig>) -> Self {
+        ClientConfig::new(SANDBOX_URL, Some(tls))
+    }
+}
+
+/// Why a push could not be sent or answered. An answer from APNs, even a
+/// refusal, is an [`ApnsOutcome`], not an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("push refused before sending: {0}")]
+    Request(#[from] RequestError),
+    #[error("base URL {url:?}: {detail} — use https://host[:port], or http://host[:port] for h2c (BadBaseUrl)")]
+    BadBaseUrl { url: String, detail: &'static str },
+    #[error("{url} is https but no TLS configuration was given — pass ClientConfig::tls with the CA to trust (NoTrustAnchors)")]
+    NoTrustAnchors { url: String },
+    #[error("could not sign a provider token: {0}")]
+    Token(#[from] JwtError),
+    #[error("APNs called the provider token expired: {0}")]
+    RefreshRefused(#[from] RefreshRefused),
+    #[error("could not connect to {authority}: {source} — is the push service running? (Connect)")]
+    Connect {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error("TLS with {authority} failed: {source} — does the CA given in ClientConfig::tls sign its certificate? (Tls)")]
+    Tls {
+        authority: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{authority} did not agree to HTTP/2 (ALPN h2) — it is not an APNs endpoint (NoHttp2)"
+    )]
+    NoHttp2 { authority: String },
+    #[error("a header value is not valid in HTTP: {detail} (BadHeader)")]
+    BadHeader { detail: String },
+    #[error("HTTP/2 failed: {0} (Http2)")]
+    Http2(#[from] hyper::Error),
+    #[error("no answer within {0:?} (Timeout)")]
+    Timeout(Duration),
+}
+
+impl ClientError {
+    /// Whether a fresh connection may help.
+    fn is_connection(&self) -> bool {
+        matches!(self, ClientError::Http2(_))
+    }
+}
+
+/// Counters, for tests and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ClientStats {
+    /// HTTP/2 requests sent (every attempt).
+    pub requests: u64,
+    /// Connections made.
+    pub connects: u64,
+    /// Backoff retries taken.
+    pub backoff_retries: u64,
+}
+
+#[derive(Debug)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+    /// `scheme://host:port`, prefixed to each request's path.
+    prefix: String,
+}
+
+impl Origin {
+    fn parse(url: &str) -> Result<Origin, ClientError> {
+        let bad = |detail| ClientError::BadBaseUrl {
+            url: url.to_owned(),
+            detail,
+        };
+        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        let https = match uri.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(bad("the scheme must be https or http")),
+        };
+        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
+        let host = authority.host().trim_matches(['[', ']']).to_owned();
+        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let scheme = if https { "https" } else { "http" };
+        Ok(Origin {
+            https,
+            prefix: format!("{scheme}://{}", authority.as_str()),
+            host,
+            port,
+        })
+    }
+
+    fn authority(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+#[derive(Debug)]
+struct Connection {
+    generation: u64,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+/// An APNs client: one HTTP/2 connection, shared by clones.
+#[derive(Debug, Clone)]
+pub struct ApnsClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: ClientConfig,
+    origin: Origin,
+    tokens: Mutex<ProviderTokenCache>,
+    connection: tokio::sync::Mutex<Option<Connection>>,
+    in_flight: Semaphore,
+    jitter: Mutex<u64>,
+    requests: AtomicU64,
+    connects: AtomicU64,
+    backoff_retries: AtomicU64,
+}
+
+impl ApnsClient {
+    /// A client for `config`, signing with `tokens`. Connects lazily, on
+    /// the first push.
+    pub fn new(config: ClientConfig, tokens: ProviderTokenCache) -> Result<Self, ClientError> {
+        let origin = Origin::parse(&config.base_url)?;
+        if origin.https && config.tls.is_none() {
+            return Err(ClientError::NoTrustAnchors {
+                url: config.base_url.clone(),
+            });
+        }
+        let mut seed = [0u8; 8];
+        let _ = SystemRandom::new().fill(&mut seed);
+        Ok(ApnsClient {
+            inner: Arc::new(Inner {
+                in_flight: Semaphore::new(config.max_in_flight.max(1)),
+                config,
+                origin,
+                tokens: Mutex::new(tokens),
+                connection: tokio::sync::Mutex::new(None),
+                jitter: Mutex::new(u64::from_le_bytes(seed) | 1),
+                requests: AtomicU64::new(0),
+                connects: AtomicU64::new(0),
+                backoff_retries: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// How many provider tokens have been signed.
+    pub fn signatures(&self) -> u64 {
+        self.tokens().signatures()
+    }
+
+    pub fn stats(&self) -> ClientStats {
+        ClientStats {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            connects: self.inner.connects.load(Ordering::Relaxed),
+            backoff_retries: self.inner.backoff_retries.load(Ordering::Relaxed),
+        }
+    }
+
+    fn tokens(&self) -> MutexGuard<'_, ProviderTokenCache> {
+        self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends one push and applies the answer's [`RetryPolicy`] until it
+    /// settles. Returns the last answer: `Delivered`, `TokenInvalid`
+    /// (stop pushing to that token), or the refusal that retrying did not
+    /// (or cannot) cure.
+    pub async fn send(&self, request: &ApnsRequest) -> Result<ApnsOutcome, ClientError> {
+        let _permit = self.inner.in_flight.acquire().await;
+        let mut backoff = self.inner.config.backoff.clone();
+        let mut refreshed = false;
+        let mut reconnects = 0;
+        loop {
+            let outcome = match self.attempt(request).await {
+                Ok(outcome) => outcome,
+                Err((e, generation)) if e.is_connection() && reconnects < MAX_RECONNECTS => {
+                    reconnects += 1;
+                    self.drop_connection(generation).await;
+                    continue;
+                }
+                Err((e, _)) => return Err(e),
+            };
+            match outcome.retry_policy() {
+                RetryPolicy::RefreshTokenAndRetryOnce if !refreshed => {
+                    refreshed = true;
+                    let now = self.inner.config.clock.unix_secs();
+                    self.tokens().invalidate(now)?;
+                }
+                RetryPolicy::RetryWithBackoff => {
+                    let delay = {
+                        let mut state = self.inner.jitter.lock().unwrap_or_else(|e| e.into_inner());
+                        let mut xorshift = || {
+                            *state ^= *state << 13;
+                            *state ^= *state >> 7;
+                            *state ^= *state << 17;
+                            *state
+                        };
+                        backoff.next_delay(&mut xorshift)
+                    };
+                    let Some(delay) = delay else {
+                        return Ok(outcome);
+                    };
+                    self.inner.backoff_retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(delay).await;
+                }
+                RetryPolicy::ReconnectAndRetry if reconnects < MAX_RECONNECTS => {
+                    reconnects += 1;
+                    self.drop_connection(None).await;
+                }
+                _ => return Ok(outcome),
+            }
+        }
+    }
+
+    /// Builds the VoIP push for `payload` (refusing it before anything is
+    /// sent when it breaks a rule, such as APNs's 5120-byte limit) and
+    /// [`send`](Self::send)s it.
+    pub async fn send_voip(
+        &self,
+        device_token: &str,
+        bundle_id: &str,
+        payload: &crate::VoipPayload,
+    ) -> Result<ApnsOutcome, ClientError> {
+        let request = ApnsRequest::voip(device_token, bundle_id, payload)?;
+        self.send(&request).await
+    }
+
+    /// One request on the current connection. On error, also the
+    /// generation of the connection it failed on.
+    async fn attempt(
+        &self,
+        request: &ApnsRequest,
+    ) -> Result<ApnsOutcome, (ClientError, Option<u64>)> {
+        let bearer = {
+            let now = self.inner.config.clock.unix_secs();
+            let mut tokens = self.tokens();
+            format!(
+                "bearer {}",
+                tokens.token(now).map_err(|e| (e.into(), None))?
+            )
+        };
+        let http = self.http_request(request, &bearer).map_err(|e| (e, None))?;
+        let (generation, mut sender) = self.sender().await.map_err(|e| (e, None))?;
+        let timeout = self.inner.config.request_timeout;
+        let exchange = async {
+            self.inner.requests.fetch_add(1, Ordering::Relaxed);
+            let response = sender.send_request(http).await?;
+            let status = response.status().as_u16();
+            let apns_id = response
+                .headers()
+                .get("apns-id")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = Limited::new(response.into_body(), RESPONSE_READ_LIMIT)
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            Ok::<_, hyper::Error>(request.outcome(status, apns_id.as_deref(), &body))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err(e)) => Err((e.into(), Some(generation))),
+            Err(_) => Err((ClientError::Timeout(timeout), Some(generation))),
+        }
+    }
+
+    fn http_request(
+        &self,
+        request: &ApnsRequest,
+        bearer: &str,
+    ) -> Result<Request<Full<Bytes>>, ClientError> {
+        let mut builder = Request::builder()
+            .method(Method::POST)
+            .uri(format!("{}{}", self.inner.origin.prefix, request.path()))
+            .header(AUTHORIZATION, bearer);
+        for (name, value) in request.headers() {
+            builder = builder.header(name, value);
+        }
+        builder
+            .body(Full::new(Bytes::copy_from_slice(request.payload())))
+            .map_err(|e| ClientError::BadHeader {
+                detail: e.to_string(),
+            })
+    }
+
+    /// The live connection's sender, connecting if there is none.
+    async fn sender(&self) -> Result<(u64, SendRequest<Full<Bytes>>), ClientError> {
+        let mut slot = self.inner.connection.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c.sender.is_closed() {
+                return Ok((c.generation, c.sender.clone()));
+            }
+        }
+        let sender = self.connect().await?;
+        let generation = self.inner.connects.fetch_add(1, Ordering::Relaxed) + 1;
+        *slot = Some(Connection {
+            generation,
+            sender: sender.clone(),
+        });
+        Ok((generation, sender))
+    }
+
+    /// Forgets the connection (if it is still `generation`), so the next
+    /// push connects again.
+    async fn drop_connection(&self, generation: Option<u64>) {
+        let mut slot = self.inner.connection.lock().await;
+        if generation.is_none() || slot.as_ref().map(|c| c.generation) == generation {
+            *slot = None;
+        }
+    }
+
+    async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
+        let config = &self.inner.config;
+        let origin = &self.inner.origin;
+        let authority = origin.authority();
+        let tcp = tokio::time::timeout(
+            config.connect_timeout,
+            TcpStream::connect((origin.host.as_str(), origin.port)),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
+        .map_err(|source| ClientError::Connect {
+            authority: authority.clone(),
+            source,
+        })?;
+        let _ = tcp.set_nodelay(true);
+        match (&config.tls, origin.https) {
+            (Some(tls), true) => {
+                let name = ServerName::try_from(origin.host.clone()).map_err(|_| {
+                    ClientError::BadBaseUrl {
+                        url: config.base_url.clone(),
+                        detail: "the host is not a DNS name or IP address",
+                    }
+                })?;
+                let connector = tokio_rustls::TlsConnector::from(tls.clone());
+                let stream =
+                    tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
+                        .await
+                        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
+                        .map_err(|source| ClientError::Tls {
+                            authority: authority.clone(),
+                            source,
+                        })?;
+                if stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
+                    return Err(ClientError::NoHttp2 { authority });
+                }
+                self.handshake(TokioIo::new(stream)).await
+            }
+            (None, true) => Err(ClientError::NoTrustAnchors {
+                url: config.base_url.clone(),
+            }),
+            (_, false) => self.handshake(TokioIo::new(tcp)).await,
+        }
+    }
+
+    async fn handshake<I>(&self, io: I) -> Result<SendRequest<Full<Bytes>>, ClientError>
+    where
+        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        let timeout = self.inner.config.connect_timeout;
+        let (sender, connection) = tokio::time::timeout(
+            timeout,
+            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .handshake(io),
+        )
+        .await
+        .map_err(|_| ClientError::Timeout(timeout))??;
+        tokio::spawn(async move {
+            // Ends on GOAWAY or a lost connection; the sender then reports
+            // closed and the next push reconnects.
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+}

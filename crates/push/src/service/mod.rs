@@ -1,0 +1,436 @@
+//! A local push service that speaks APNs's provider API: the same path,
+//! headers, provider-token checks, status codes and reason strings as
+//! `api.push.apple.com`, over HTTP/2 with TLS (ALPN `h2`) or in cleartext
+//! (h2c, prior knowledge, for `curl --http2-prior-knowledge` and tests).
+//!
+//! A request passes the stages of [`handle`] top to bottom: forced faults
+//! (for tests) → method and path → provider token → body and `apns-*`
+//! headers, checked by the same [`ApnsRequestBuilder`](crate::ApnsRequestBuilder) the client uses →
+//! the device registry ([`ServiceDevices`]) → `200` with `apns-id`. Every
+//! refusal is an [`ApnsError`] written with its own status and reason.
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! use push::service::{PushService, ServiceConfig};
+//! # let public_key: push::PublicKey = unimplemented!();
+//! let config = ServiceConfig::new("TEAM123456").with_key("KEY1234567", public_key);
+//! let service = PushService::bind("127.0.0.1:0".parse().unwrap(), config).await?;
+//! let mut phone = service.devices().register("com.example.phone");
+//! println!("push to http://{}/3/device/{}", service.local_addr(), phone.token());
+//! let push = phone.next_push().await;
+//! # Ok(()) }
+//! ```
+
+mod devices;
+
+use std::collections::{HashMap, VecDeque};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+
+pub use devices::{DeviceEvent, DeviceHandle, Push, ServiceDevices};
+
+use crate::apns::{ApnsError, ApnsRequest, Priority, PushType};
+use crate::clock::UnixClock;
+use crate::jwt::{verify_provider_token, PublicKey};
+
+/// Bodies past this many bytes are not read: `413 PayloadTooLarge`.
+const BODY_READ_LIMIT: usize = 64 * 1024;
+/// Concurrent streams per connection, as APNs advertises.
+const DEFAULT_MAX_CONCURRENT_STREAMS: u32 = 1000;
+
+/// How the service authenticates senders and where it listens securely.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Provider tokens must have this `iss`.
+    pub team_id: String,
+    /// Provider tokens are verified with the key their `kid` names.
+    pub keys: HashMap<String, PublicKey>,
+    /// TLS (ALPN `h2`); `None` serves cleartext HTTP/2 (h2c).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// The clock tokens are judged by and `410` timestamps are read from.
+    pub clock: UnixClock,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
+    pub max_concurrent_streams: u32,
+}
+
+impl ServiceConfig {
+    /// Cleartext, for team `team_id`, with no keys yet.
+    pub fn new(team_id: impl Into<String>) -> Self {
+        ServiceConfig {
+            team_id: team_id.into(),
+            keys: HashMap::new(),
+            tls: None,
+            clock: UnixClock::system(),
+            max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+        }
+    }
+
+    /// Accepts tokens whose `kid` is `key_id`, verified with `key`.
+    pub fn with_key(mut self, key_id: impl Into<String>, key: PublicKey) -> Self {
+        self.keys.insert(key_id.into(), key);
+        self
+    }
+
+    /// Serves TLS (see [`crate::tls::server_config_from_pem`]).
+    pub fn with_tls(mut self, tls: Arc<rustls::ServerConfig>) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    pub fn with_clock(mut self, clock: UnixClock) -> Self {
+        self.clock = clock;
+        self
+    }
+}
+
+/// State shared by every connection.
+#[derive(Debug)]
+struct Shared {
+    config: ServiceConfig,
+    devices: ServiceDevices,
+    faults: Mutex<VecDeque<ApnsError>>,
+    requests: AtomicU64,
+    delivered: AtomicU64,
+    connections: AtomicU64,
+}
+
+/// A running push service. Dropping it stops accepting connections.
+#[derive(Debug)]
+pub struct PushService {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+    goaway: watch::Sender<u64>,
+    accept: JoinHandle<()>,
+}
+
+impl Drop for PushService {
+    fn drop(&mut self) {
+        self.accept.abort();
+        self.goaway.send_modify(|g| *g += 1);
+    }
+}
+
+impl PushService {
+    /// Listens on `addr` (port 0 picks one) and serves until dropped.
+    pub async fn bind(addr: SocketAddr, config: ServiceConfig) -> std::io::Result<PushService> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let devices = ServiceDevices::new(config.clock.clone());
+        let shared = Arc::new(Shared {
+            config,
+            devices,
+            faults: Mutex::default(),
+            requests: AtomicU64::new(0),
+            delivered: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+        });
+        let (goaway, _) = watch::channel(0u64);
+        let accept = tokio::spawn(accept_loop(listener, shared.clone(), goaway.clone()));
+        Ok(PushService {
+            shared,
+            local_addr,
+            goaway,
+            accept,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The base URL clients use: `https://127.0.0.1:PORT` with TLS,
+    /// `http://127.0.0.1:PORT` for h2c.
+    pub fn base_url(&self) -> String {
+        let scheme = if self.shared.config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        format!("{scheme}://{}", self.local_addr)
+    }
+
+    /// The device registry.
+    pub fn devices(&self) -> &ServiceDevices {
+        &self.shared.devices
+    }
+
+    /// Answers the next request with `error` whatever it is (for testing
+    /// a client's handling of `429`, `503`, `403 ExpiredProviderToken`…).
+    pub fn fail_next(&self, error: ApnsError) {
+        self.fail_next_n(error, 1);
+    }
+
+    /// Answers the next `n` requests with `error`.
+    pub fn fail_next_n(&self, error: ApnsError, n: usize) {
+        let mut faults = self.shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+        faults.extend(std::iter::repeat_n(error, n));
+    }
+
+    /// Sends GOAWAY on every open connection; in-flight streams finish,
+    /// clients must reconnect for new ones.
+    pub fn goaway_all(&self) {
+        self.goaway.send_modify(|g| *g += 1);
+    }
+
+    /// Requests answered so far (any status).
+    pub fn requests(&self) -> u64 {
+        self.shared.requests.load(Ordering::Relaxed)
+    }
+
+    /// Pushes delivered to a device so far.
+    pub fn delivered(&self) -> u64 {
+        self.shared.delivered.load(Ordering::Relaxed)
+    }
+
+    /// Connections accepted so far.
+    pub fn connections(&self) -> u64 {
+        self.shared.connections.load(Ordering::Relaxed)
+    }
+}
+
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, goaway: watch::Sender<u64>) {
+    loop {
+        let Ok((tcp, _peer)) = listener.accept().await else {
+            // EMFILE and friends: back off instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        shared.connections.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(serve_connection(tcp, shared.clone(), goaway.subscribe()));
+    }
+}
+
+async fn serve_connection(tcp: TcpStream, shared: Arc<Shared>, goaway: watch::Receiver<u64>) {
+    match shared.config.tls.clone() {
+        None => serve_h2(TokioIo::new(tcp), shared, goaway).await,
+        Some(tls) => {
+            let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+            let handshake = tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp));
+            if let Ok(Ok(stream)) = handshake.await {
+                serve_h2(TokioIo::new(stream), shared, goaway).await;
+            }
+        }
+    }
+}
+
+async fn serve_h2<I>(io: I, shared: Arc<Shared>, mut goaway: watch::Receiver<u64>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let max_streams = shared.config.max_concurrent_streams;
+    let service = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+    });
+    let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(max_streams)
+        .serve_connection(io, service);
+    tokio::pin!(conn);
+    goaway.mark_unchanged();
+    tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = goaway.changed() => conn.as_mut().graceful_shutdown(),
+    }
+    let _ = conn.await;
+}
+
+/// One request, top to bottom.
+async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    shared.requests.fetch_add(1, Ordering::Relaxed);
+    let (parts, body) = req.into_parts();
+    let apns_id = header(&parts.headers, "apns-id")
+        .ok()
+        .flatten()
+        .and_then(|v| Uuid::try_parse(v).ok())
+        .unwrap_or_else(Uuid::new_v4);
+    let result = async {
+        if let Some(forced) = shared
+            .faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+        {
+            return Err((forced, None));
+        }
+        let token = route(&parts.method, parts.uri.path()).map_err(|e| (e, None))?;
+        authenticate(&shared.config, &parts.headers).map_err(|e| (e, None))?;
+        let body = Limited::new(body, BODY_READ_LIMIT)
+            .collect()
+            .await
+            .map_err(|_| (ApnsError::PayloadTooLarge, None))?
+            .to_bytes();
+        let request = validate(token, &parts.headers, &body).map_err(|e| (e, None))?;
+        let push = Push {
+            apns_id,
+            topic: request.topic().to_owned(),
+            push_type: request.push_type(),
+            priority: request.priority(),
+            collapse_id: request.collapse_id().map(str::to_owned),
+            payload: body,
+        };
+        match shared.devices.deliver(request.device_token(), push).error() {
+            Some((error, since)) => Err((error, since)),
+            None => Ok(()),
+        }
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            shared.delivered.fetch_add(1, Ordering::Relaxed);
+            respond(StatusCode::OK, apns_id, Bytes::new())
+        }
+        Err((error, timestamp)) => {
+            let status =
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            respond(status, apns_id, Bytes::from(error.error_body(timestamp)))
+        }
+    }
+}
+
+fn respond(status: StatusCode, apns_id: Uuid, body: Bytes) -> Response<Full<Bytes>> {
+    let json = !body.is_empty();
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    if let Ok(id) = HeaderValue::from_str(&apns_id.hyphenated().to_string()) {
+        headers.insert("apns-id", id);
+    }
+    if json {
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    response
+}
+
+/// `POST /3/device/<token>`: the token text, not yet parsed.
+fn route<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApnsError> {
+    if method != Method::POST {
+        return Err(ApnsError::MethodNotAllowed);
+    }
+    let token = path.strip_prefix("/3/device").ok_or(ApnsError::BadPath)?;
+    match token {
+        "" | "/" => Err(ApnsError::MissingDeviceToken),
+        t => t.strip_prefix('/').ok_or(ApnsError::BadPath),
+    }
+}
+
+/// A header that must appear at most once.
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApnsError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApnsError::DuplicateHeaders);
+    }
+    // A value that is not visible ASCII is as good as absent-and-wrong;
+    // the caller maps it to that header's own reason.
+    Ok(Some(first.to_str().unwrap_or("\u{fffd}")))
+}
+
+/// `authorization: bearer <provider token>`, verified as APNs does.
+fn authenticate(config: &ServiceConfig, headers: &HeaderMap) -> Result<(), ApnsError> {
+    let value = header(headers, AUTHORIZATION.as_str())?.ok_or(ApnsError::MissingProviderToken)?;
+    let jwt = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, jwt)| jwt.trim())
+        .ok_or(ApnsError::InvalidProviderToken)?;
+    verify_provider_token(jwt, &config.keys, &config.team_id, config.clock.unix_secs())
+        .map(|_| ())
+        .map_err(|e| e.apns_error())
+}
+
+/// The `apns-*` headers and body, through the same rules the client
+/// checks before sending.
+fn validate(token: &str, headers: &HeaderMap, body: &Bytes) -> Result<ApnsRequest, ApnsError> {
+    for name in ["apns-collapse-id", "apns-expiration", "apns-priority"] {
+        header(headers, name)?;
+    }
+    let push_type = match header(headers, "apns-push-type")? {
+        // APNs defaults a missing push type to alert.
+        None => PushType::Alert,
+        Some(v) => PushType::from_header_value(v).ok_or(ApnsError::InvalidPushType)?,
+    };
+    let mut builder = ApnsRequest::builder(push_type)
+        .device_token(token)
+        .payload(body.to_vec());
+    if let Some(topic) = header(headers, "apns-topic")? {
+        builder = builder.topic(topic);
+    }
+    if let Some(v) = header(headers, "apns-priority")? {
+        let priority = v
+            .parse()
+            .ok()
+            .and_then(Priority::from_value)
+            .ok_or(ApnsError::BadPriority)?;
+        builder = builder.priority(priority);
+    }
+    if let Some(v) = header(headers, "apns-expiration")? {
+        builder = builder.expiration(v.parse().map_err(|_| ApnsError::BadExpirationDate)?);
+    }
+    if let Some(v) = header(headers, "apns-id")? {
+        builder = builder.apns_id(Uuid::try_parse(v).map_err(|_| ApnsError::BadMessageId)?);
+    }
+    if let Some(v) = header(headers, "apns-collapse-id")? {
+        builder = builder.collapse_id(v);
+    }
+    builder
+        .build()
+        .map_err(|e| e.apns_error().unwrap_or(ApnsError::BadDeviceToken))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_path_is_checked_like_apns() {
+        assert_eq!(
+            route(&Method::GET, "/3/device/ab"),
+            Err(ApnsError::MethodNotAllowed)
+        );
+        assert_eq!(
+            route(&Method::POST, "/2/device/ab"),
+            Err(ApnsError::BadPath)
+        );
+        assert_eq!(
+            route(&Method::POST, "/3/device"),
+            Err(ApnsError::MissingDeviceToken)
+        );
+        assert_eq!(
+            route(&Method::POST, "/3/device/"),
+            Err(ApnsError::MissingDeviceToken)
+        );
+        assert_eq!(
+            route(&Method::POST, "/3/devices/ab"),
+            Err(ApnsError::BadPath)
+        );
+        assert_eq!(route(&Method::POST, "/3/device/ab"), Ok("ab"));
+    }
+
+    #[test]
+    fn repeated_headers_are_duplicate_headers() {
+        let mut h = HeaderMap::new();
+        h.append("apns-topic", HeaderValue::from_static("a"));
+        h.append("apns-topic", HeaderValue::from_static("b"));
+        assert_eq!(header(&h, "apns-topic"), Err(ApnsError::DuplicateHeaders));
+        assert_eq!(header(&h, "apns-id"), Ok(None));
+    }
+}
