@@ -26,6 +26,8 @@ pub(crate) const SCHEME: u16 = 1 << 9;
 pub(crate) const LABEL: u16 = 1 << 10;
 /// Characters of a `tel:` number.
 pub(crate) const TEL_DIGIT: u16 = 1 << 11;
+/// Characters of a hostname or IPv4 address: alphanum, `-` and `.`.
+pub(crate) const HOST: u16 = 1 << 12;
 
 const fn alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -79,6 +81,9 @@ const fn classes_of(c: u8) -> u16 {
     if alnum(c) || c == b'-' {
         m |= LABEL;
     }
+    if alnum(c) || c == b'-' || c == b'.' {
+        m |= HOST;
+    }
     if c.is_ascii_hexdigit() || among(c, b"*#-.()pPwW") {
         m |= TEL_DIGIT;
     }
@@ -127,6 +132,7 @@ mod tests {
             let unreserved = c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c);
             assert_eq!(is(c, UNRESERVED), unreserved, "{c}");
             assert_eq!(is(c, LABEL), c.is_ascii_alphanumeric() || c == b'-');
+            assert_eq!(is(c, HOST), is(c, LABEL) || c == b'.');
         }
         assert!(!is(b' ', TOKEN | WORD | URIC | USER));
         assert!(is(b'@', URIC) && !is(b'@', USER));
