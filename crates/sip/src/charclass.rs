@@ -22,12 +22,12 @@ pub(crate) const URIC: u16 = 1 << 7;
 pub(crate) const TEL_PARAM: u16 = 1 << 8;
 /// Characters of a URI scheme after its first letter.
 pub(crate) const SCHEME: u16 = 1 << 9;
-/// Characters of a hostname label: alphanum and `-`.
-pub(crate) const LABEL: u16 = 1 << 10;
 /// Characters of a `tel:` number.
 pub(crate) const TEL_DIGIT: u16 = 1 << 11;
 /// Characters of a hostname or IPv4 address: alphanum, `-` and `.`.
-pub(crate) const HOST: u16 = 1 << 12;
+pub(crate) const HOST: u16 = 1 << 10;
+/// Characters of a hostname label: alphanum and `-`.
+pub(crate) const LABEL: u16 = 1 << 12;
 
 const fn alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -78,11 +78,11 @@ const fn classes_of(c: u8) -> u16 {
     if alnum(c) || among(c, b"+-.") {
         m |= SCHEME;
     }
-    if alnum(c) || c == b'-' {
-        m |= LABEL;
-    }
     if alnum(c) || c == b'-' || c == b'.' {
         m |= HOST;
+    }
+    if alnum(c) || c == b'-' {
+        m |= LABEL;
     }
     if c.is_ascii_hexdigit() || among(c, b"*#-.()pPwW") {
         m |= TEL_DIGIT;

@@ -50,10 +50,26 @@ impl<'a> Host<'a> {
         if let Some(v6) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             return v6.parse().ok().map(Host::V6);
         }
-        if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-            return s.parse().ok().map(Host::V4);
+        match Self::parse_prefix(s)? {
+            (host, len) if len == s.len() => Some(host),
+            _ => None,
         }
-        valid_hostname(s.as_bytes()).then_some(Host::Domain(s))
+    }
+
+    /// Parses the hostname or IPv4 address that `s` starts with (its run of
+    /// alphanumerics, `-` and `.`), checking it in that same pass: callers
+    /// that scan a larger text need not find its end first.
+    pub(crate) fn parse_prefix(s: &'a str) -> Option<(Host<'a>, usize)> {
+        // Every IPv4 address is also a well-formed hostname, so a run that
+        // is not one is neither.
+        let len = hostname_len(s.as_bytes())?;
+        let text = &s[..len];
+        let host = if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            Host::V4(text.parse().ok()?)
+        } else {
+            Host::Domain(text)
+        };
+        Some((host, len))
     }
 
     fn eq_ignore_case(&self, other: &Host<'_>) -> bool {
@@ -66,28 +82,31 @@ impl<'a> Host<'a> {
     }
 }
 
-/// `hostname`: dot-separated labels of alphanumerics and inner hyphens,
-/// optionally ending in dots. One pass, no allocation.
-fn valid_hostname(s: &[u8]) -> bool {
-    let mut end = s.len();
-    while end > 0 && s[end - 1] == b'.' {
-        end -= 1;
-    }
-    let s = &s[..end];
-    let mut start = 0;
+/// The length of the `hostname` that `b` starts with — dot-separated labels
+/// of alphanumerics and inner hyphens, optionally ending in dots — or `None`
+/// if its run of host characters is not one. One pass, label by label.
+fn hostname_len(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
     loop {
-        let len = charclass::run(&s[start..], LABEL);
-        let label = &s[start..start + len];
-        if len == 0 || label[0] == b'-' || label[len - 1] == b'-' {
-            return false;
+        let n = charclass::run(&b[i..], LABEL);
+        if n == 0 {
+            break;
         }
-        start += len;
-        match s.get(start) {
-            None => return true,
-            Some(b'.') => start += 1,
-            Some(_) => return false,
+        if b[i] == b'-' || b[i + n - 1] == b'-' {
+            return None;
         }
+        i += n;
+        if b.get(i) != Some(&b'.') {
+            return Some(i);
+        }
+        i += 1;
     }
+    // An empty label: only the trailing dots of a hostname that has a label.
+    if i == 0 {
+        return None;
+    }
+    i += b[i..].iter().take_while(|&&c| c == b'.').count();
+    (!b.get(i).is_some_and(|&c| charclass::is(c, HOST))).then_some(i)
 }
 
 /// The pieces of `s` between the ASCII byte `sep`, like `str::split` but
@@ -149,8 +168,7 @@ impl<'a> SipUri<'a> {
             user = Some(&s[i..i + n]);
             i += n + 1;
         }
-        let n = charclass::run(&b[i..], HOST);
-        let host = Host::parse(&s[i..i + n])?;
+        let (host, n) = Host::parse_prefix(&s[i..])?;
         i += n;
         let mut port = None;
         if b.get(i) == Some(&b':') {
@@ -589,6 +607,38 @@ mod tests {
             }
         }
         assert!(SipUri::parse_common("sip:bob@biloxi.example.com;transport=udp").is_some());
+    }
+
+    /// The grammar as first written: labels split at dots.
+    fn hostname_by_labels(s: &str) -> bool {
+        let s = s.trim_end_matches('.');
+        s.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+    }
+
+    #[test]
+    fn one_pass_hostnames_agree_with_labels() {
+        let alphabet = ["a", "1", "-", ".", "_"];
+        let mut words = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(longer);
+        }
+        for w in &words {
+            let expected = if !w.is_empty() && w.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+                w.parse::<Ipv4Addr>().ok().map(Host::V4)
+            } else {
+                hostname_by_labels(w).then_some(Host::Domain(w.as_str()))
+            };
+            assert_eq!(Host::parse(w), expected, "{w:?}");
+        }
     }
 
     #[test]

@@ -64,10 +64,11 @@ fn host<'a>(sc: &mut Scanner<'a>) -> Option<Host<'a>> {
             return None;
         }
         sc.pos += 1;
-    } else {
-        sc.take_while(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+        return Host::parse(&sc.s[start..sc.pos]);
     }
-    Host::parse(&sc.s[start..sc.pos])
+    let (host, len) = Host::parse_prefix(sc.rest())?;
+    sc.pos += len;
+    Some(host)
 }
 
 fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
