@@ -22,10 +22,12 @@ pub(crate) const URIC: u16 = 1 << 7;
 pub(crate) const TEL_PARAM: u16 = 1 << 8;
 /// Characters of a URI scheme after its first letter.
 pub(crate) const SCHEME: u16 = 1 << 9;
-/// Characters of a hostname label: alphanum and `-`.
-pub(crate) const LABEL: u16 = 1 << 10;
 /// Characters of a `tel:` number.
 pub(crate) const TEL_DIGIT: u16 = 1 << 11;
+/// Characters of a hostname or IPv4 address: alphanum, `-` and `.`.
+pub(crate) const HOST: u16 = 1 << 10;
+/// Characters of a hostname label: alphanum and `-`.
+pub(crate) const LABEL: u16 = 1 << 12;
 
 const fn alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -75,6 +77,9 @@ const fn classes_of(c: u8) -> u16 {
     }
     if alnum(c) || among(c, b"+-.") {
         m |= SCHEME;
+    }
+    if alnum(c) || c == b'-' || c == b'.' {
+        m |= HOST;
     }
     if alnum(c) || c == b'-' {
         m |= LABEL;
@@ -127,6 +132,7 @@ mod tests {
             let unreserved = c.is_ascii_alphanumeric() || b"-_.!~*'()".contains(&c);
             assert_eq!(is(c, UNRESERVED), unreserved, "{c}");
             assert_eq!(is(c, LABEL), c.is_ascii_alphanumeric() || c == b'-');
+            assert_eq!(is(c, HOST), is(c, LABEL) || c == b'.');
         }
         assert!(!is(b' ', TOKEN | WORD | URIC | USER));
         assert!(is(b'@', URIC) && !is(b'@', USER));

@@ -76,7 +76,7 @@ impl<'a> Scanner<'a> {
 
     /// Takes the longest run of bytes matching `f` (possibly empty).
     #[inline]
-    pub fn take_while(&mut self, f: impl Fn(u8) -> bool) -> &'a str {
+    pub fn take_while(&mut self, mut f: impl FnMut(u8) -> bool) -> &'a str {
         let b = self.s.as_bytes();
         let start = self.pos;
         let mut i = start;

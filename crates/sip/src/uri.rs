@@ -8,7 +8,7 @@ use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::charclass::{
-    self, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER,
+    self, HOST, LABEL, PASSWORD, SCHEME, TEL_DIGIT, TEL_PARAM, URIC, URI_HEADER, URI_PARAM, USER,
 };
 use crate::scan::{rsplit_byte, split_byte, unescape, valid_escaped};
 
@@ -50,10 +50,26 @@ impl<'a> Host<'a> {
         if let Some(v6) = s.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             return v6.parse().ok().map(Host::V6);
         }
-        if s.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
-            return s.parse().ok().map(Host::V4);
+        match Self::parse_prefix(s)? {
+            (host, len) if len == s.len() => Some(host),
+            _ => None,
         }
-        valid_hostname(s.as_bytes()).then_some(Host::Domain(s))
+    }
+
+    /// Parses the hostname or IPv4 address that `s` starts with (its run of
+    /// alphanumerics, `-` and `.`), checking it in that same pass: callers
+    /// that scan a larger text need not find its end first.
+    pub(crate) fn parse_prefix(s: &'a str) -> Option<(Host<'a>, usize)> {
+        // Every IPv4 address is also a well-formed hostname, so a run that
+        // is not one is neither.
+        let len = hostname_len(s.as_bytes())?;
+        let text = &s[..len];
+        let host = if text.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+            Host::V4(text.parse().ok()?)
+        } else {
+            Host::Domain(text)
+        };
+        Some((host, len))
     }
 
     fn eq_ignore_case(&self, other: &Host<'_>) -> bool {
@@ -66,28 +82,31 @@ impl<'a> Host<'a> {
     }
 }
 
-/// `hostname`: dot-separated labels of alphanumerics and inner hyphens,
-/// optionally ending in dots. One pass, no allocation.
-fn valid_hostname(s: &[u8]) -> bool {
-    let mut end = s.len();
-    while end > 0 && s[end - 1] == b'.' {
-        end -= 1;
-    }
-    let s = &s[..end];
-    let mut start = 0;
+/// The length of the `hostname` that `b` starts with — dot-separated labels
+/// of alphanumerics and inner hyphens, optionally ending in dots — or `None`
+/// if its run of host characters is not one. One pass, label by label.
+fn hostname_len(b: &[u8]) -> Option<usize> {
+    let mut i = 0;
     loop {
-        let len = charclass::run(&s[start..], LABEL);
-        let label = &s[start..start + len];
-        if len == 0 || label[0] == b'-' || label[len - 1] == b'-' {
-            return false;
+        let n = charclass::run(&b[i..], LABEL);
+        if n == 0 {
+            break;
         }
-        start += len;
-        match s.get(start) {
-            None => return true,
-            Some(b'.') => start += 1,
-            Some(_) => return false,
+        if b[i] == b'-' || b[i + n - 1] == b'-' {
+            return None;
         }
+        i += n;
+        if b.get(i) != Some(&b'.') {
+            return Some(i);
+        }
+        i += 1;
     }
+    // An empty label: only the trailing dots of a hostname that has a label.
+    if i == 0 {
+        return None;
+    }
+    i += b[i..].iter().take_while(|&&c| c == b'.').count();
+    (!b.get(i).is_some_and(|&c| charclass::is(c, HOST))).then_some(i)
 }
 
 /// The pieces of `s` between the ASCII byte `sep`, like `str::split` but
@@ -125,6 +144,67 @@ pub struct SipUri<'a> {
 
 impl<'a> SipUri<'a> {
     pub fn parse(s: &'a str) -> Result<SipUri<'a>, UriError> {
+        match Self::parse_common(s) {
+            Some(u) => Ok(u),
+            None => Self::parse_general(s),
+        }
+    }
+
+    /// The shape nearly every URI on the wire has — `sip[s]:[user@]host[:port]
+    /// *(;name[=value])`, no escapes, no password, no IPv6 reference, no
+    /// headers — in one left-to-right pass over the character-class table.
+    /// `None` for anything else, which [`SipUri::parse_general`] then parses
+    /// (or rejects with the precise reason); so this accepts a subset of what
+    /// that accepts, with the same result.
+    fn parse_common(s: &'a str) -> Option<SipUri<'a>> {
+        let b = s.as_bytes();
+        let (secure, mut i) = sip_scheme(b)?;
+        // A run of user characters ending in '@' is the user part; those
+        // characters exclude '@', and so do the host and parameters below,
+        // so that '@' is the only (hence the last) one.
+        let mut user = None;
+        let n = charclass::run(&b[i..], USER);
+        if n > 0 && b.get(i + n) == Some(&b'@') {
+            user = Some(&s[i..i + n]);
+            i += n + 1;
+        }
+        let (host, n) = Host::parse_prefix(&s[i..])?;
+        i += n;
+        let mut port = None;
+        if b.get(i) == Some(&b':') {
+            let n = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            port = Some(s[i + 1..i + 1 + n].parse::<u16>().ok().filter(|_| n <= 5)?);
+            i += 1 + n;
+        }
+        let params_start = (i + 1).min(b.len());
+        while b.get(i) == Some(&b';') {
+            i += 1;
+            let name = charclass::run(&b[i..], URI_PARAM);
+            if name == 0 {
+                return None;
+            }
+            i += name;
+            if b.get(i) == Some(&b'=') {
+                let value = charclass::run(&b[i + 1..], URI_PARAM);
+                if value == 0 {
+                    return None;
+                }
+                i += 1 + value;
+            }
+        }
+        (i == b.len()).then(|| SipUri {
+            secure,
+            user,
+            password: None,
+            host,
+            port,
+            params: &s[params_start..],
+            headers: "",
+        })
+    }
+
+    /// Any `sip:` or `sips:` URI, with the reason when it is malformed.
+    fn parse_general(s: &'a str) -> Result<SipUri<'a>, UriError> {
         let (secure, rest) = match split_byte(s, b':') {
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sip") => (false, rest),
             Some((scheme, rest)) if scheme.eq_ignore_ascii_case("sips") => (true, rest),
@@ -302,6 +382,18 @@ impl<'a> SipUri<'a> {
     }
 }
 
+/// `sip:` or `sips:` in any case: whether it is secure and where the rest begins.
+fn sip_scheme(b: &[u8]) -> Option<(bool, usize)> {
+    if b.len() < 4 || !b[..3].eq_ignore_ascii_case(b"sip") {
+        return None;
+    }
+    match (b[3], b.get(4)) {
+        (b':', _) => Some((false, 4)),
+        (b's' | b'S', Some(b':')) => Some((true, 5)),
+        _ => None,
+    }
+}
+
 /// The `name[=value]` items of a raw `a=1;b;c=2` parameter section.
 fn iter_params(raw: &str) -> impl Iterator<Item = (&str, Option<&str>)> {
     split_ascii(raw, b';')
@@ -421,6 +513,9 @@ pub enum Uri<'a> {
 
 impl<'a> Uri<'a> {
     pub fn parse(s: &'a str) -> Result<Uri<'a>, UriError> {
+        if let Some(u) = SipUri::parse_common(s) {
+            return Ok(Uri::Sip(u));
+        }
         let Some((scheme, rest)) = split_byte(s, b':') else {
             return err(s, "no scheme (expected e.g. sip:user@host)");
         };
@@ -433,7 +528,7 @@ impl<'a> Uri<'a> {
             return err(s, "the scheme is malformed");
         }
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
-            return SipUri::parse(s).map(Uri::Sip);
+            return SipUri::parse_general(s).map(Uri::Sip);
         }
         if scheme.eq_ignore_ascii_case("tel") {
             return TelUri::parse(s).map(Uri::Tel);
@@ -492,6 +587,58 @@ mod tests {
         assert_eq!(v6.host, Host::V6("2001:db8::10".parse().unwrap()));
         assert_eq!(v6.port, Some(5070));
         assert!(SipUri::parse("sip:user;par=u%40example.net@example.com").is_ok());
+    }
+
+    #[test]
+    fn the_common_shape_parses_as_the_general_parser_does() {
+        for uri in [
+            "sip:bob@biloxi.example.com",
+            "SIPS:alice@pc33.atlanta.example.com:5061;transport=tcp;lr",
+            "sip:192.0.2.4:5060;maddr=[2001:db8::1]",
+            "sip:host;",
+            "sip:a@b@c",
+            "sip:user@host:99999",
+            "sip:user@host:0;x=",
+            "sip:a%40b@host",
+            "sip:host?x=y",
+        ] {
+            if let Some(fast) = SipUri::parse_common(uri) {
+                assert_eq!(Ok(fast), SipUri::parse_general(uri), "{uri}");
+            }
+        }
+        assert!(SipUri::parse_common("sip:bob@biloxi.example.com;transport=udp").is_some());
+    }
+
+    /// The grammar as first written: labels split at dots.
+    fn hostname_by_labels(s: &str) -> bool {
+        let s = s.trim_end_matches('.');
+        s.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'-')
+        })
+    }
+
+    #[test]
+    fn one_pass_hostnames_agree_with_labels() {
+        let alphabet = ["a", "1", "-", ".", "_"];
+        let mut words = vec![String::new()];
+        for _ in 0..6 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| alphabet.iter().map(move |c| format!("{w}{c}")))
+                .collect();
+            words.extend(longer);
+        }
+        for w in &words {
+            let expected = if !w.is_empty() && w.bytes().all(|c| c.is_ascii_digit() || c == b'.') {
+                w.parse::<Ipv4Addr>().ok().map(Host::V4)
+            } else {
+                hostname_by_labels(w).then_some(Host::Domain(w.as_str()))
+            };
+            assert_eq!(Host::parse(w), expected, "{w:?}");
+        }
     }
 
     #[test]

@@ -130,12 +130,17 @@ fn scan_one<'a>(sc: &mut Scanner<'a>) -> Result<NameAddr<'a>, AddrError> {
     let bracketed = sc.peek() == Some(b'<');
     let uri_text = if bracketed {
         sc.pos += 1;
-        let u = sc.take_while(|c| c != b'>');
+        // Find the '>' and note white space on the way, in one pass.
+        let mut spaced = false;
+        let u = sc.take_while(|c| {
+            spaced |= is_ws(c);
+            c != b'>'
+        });
         if sc.peek() != Some(b'>') {
             return Err(Syntax("'<' without a closing '>'"));
         }
         sc.pos += 1;
-        if u.bytes().any(is_ws) {
+        if spaced {
             return Err(Syntax("white space inside <URI> is not allowed"));
         }
         u

@@ -51,13 +51,25 @@ impl<'a> Params<'a> {
     /// Parses `*( SEMI generic-param )` from the scanner, stopping before a
     /// `,` or the end; errors name what is wrong.
     pub(crate) fn scan(sc: &mut Scanner<'a>) -> Result<Params<'a>, &'static str> {
+        Self::scan_each(sc, |_| {})
+    }
+
+    /// [`Params::scan`], showing each parameter to `each` as it is found, so
+    /// a header that gives some parameters meaning can check them without a
+    /// second pass.
+    pub(crate) fn scan_each(
+        sc: &mut Scanner<'a>,
+        mut each: impl FnMut(Param<'a>),
+    ) -> Result<Params<'a>, &'static str> {
         let start = sc.pos;
         let mut end = sc.pos;
         while sc.eat(b';') {
-            sc.token().ok_or("a parameter has no name (stray ';')")?;
+            let name = sc.token().ok_or("a parameter has no name (stray ';')")?;
+            let mut value = None;
             if sc.eat(b'=') {
-                gen_value(sc).ok_or("a parameter value is empty or malformed")?;
+                value = Some(gen_value(sc).ok_or("a parameter value is empty or malformed")?);
             }
+            each(Param { name, value });
             end = sc.pos;
         }
         sc.pos = end;

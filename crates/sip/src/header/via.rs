@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::params::{token_only, Params};
+use super::params::{token_only, Param, Params};
 use crate::scan::Scanner;
 use crate::uri::Host;
 
@@ -64,10 +64,11 @@ fn host<'a>(sc: &mut Scanner<'a>) -> Option<Host<'a>> {
             return None;
         }
         sc.pos += 1;
-    } else {
-        sc.take_while(|c| c.is_ascii_alphanumeric() || c == b'.' || c == b'-');
+        return Host::parse(&sc.s[start..sc.pos]);
     }
-    Host::parse(&sc.s[start..sc.pos])
+    let (host, len) = Host::parse_prefix(sc.rest())?;
+    sc.pos += len;
+    Some(host)
 }
 
 fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
@@ -83,6 +84,21 @@ fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
         .parse::<u16>()
         .map(Some)
         .map_err(|_| "the port is out of range")
+}
+
+/// Checks the values of the parameters RFC 3261 and RFC 3581 give a meaning.
+fn check_param(p: Param<'_>) -> Result<(), &'static str> {
+    let is = |n: &str| p.name.eq_ignore_ascii_case(n);
+    if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() {
+        return Err("ttl must be 0-255");
+    }
+    if (is("branch") || is("received") || is("maddr")) && p.value.is_none() {
+        return Err("branch, received and maddr need a value");
+    }
+    if is("rport") && p.value.is_some_and(|v| v.parse::<u16>().is_err()) {
+        return Err("rport must be a port number");
+    }
+    Ok(())
 }
 
 /// Parses a comma-separated Via header value into its via-parms.
@@ -113,19 +129,15 @@ pub(crate) fn scan_vias<'a>(
         }
         let host = host(&mut sc).ok_or("the sent-by host is malformed")?;
         let port = port(&mut sc)?;
-        let params = Params::scan(&mut sc)?;
-        for p in params.iter() {
-            let is = |n: &str| p.name.eq_ignore_ascii_case(n);
-            if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() {
-                return Err("ttl must be 0-255");
+        // Syntax errors anywhere in the parameters come before what is
+        // wrong with a known one, so keep the first of those until the end.
+        let mut meaning = Ok(());
+        let params = Params::scan_each(&mut sc, |p| {
+            if meaning.is_ok() {
+                meaning = check_param(p);
             }
-            if (is("branch") || is("received") || is("maddr")) && p.value.is_none() {
-                return Err("branch, received and maddr need a value");
-            }
-            if is("rport") && p.value.is_some_and(|v| v.parse::<u16>().is_err()) {
-                return Err("rport must be a port number");
-            }
-        }
+        })?;
+        meaning?;
         each(Via {
             protocol,
             version,
