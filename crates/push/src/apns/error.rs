@@ -59,6 +59,10 @@ apns_errors! {
     403 MissingProviderToken => "There is neither a client certificate nor an authorization header with a provider token.";
     403 UnrelatedKeyIdInToken => "The token's key id is unrelated to the key used earlier on this connection; open a new connection.";
     403 BadEnvironmentKeyIdInToken => "The token's key is restricted to the other environment.";
+    // Not Apple's: our push service's answer once the app has left too many
+    // VoIP pushes unreported to CallKit (iOS stops delivering them silently;
+    // we tell the sender). It lasts until the app registers again.
+    403 VoipPushesSuspended => "VoIP pushes to this app are suspended: it did not report its recent VoIP pushes to CallKit as calls. They resume when the app registers again.";
     404 BadPath => "The :path is invalid.";
     405 MethodNotAllowed => "The :method is not POST.";
     410 ExpiredToken => "The device token has expired; stop pushing to it.";
@@ -149,6 +153,7 @@ mod tests {
         (403, "MissingProviderToken"),
         (403, "UnrelatedKeyIdInToken"),
         (403, "BadEnvironmentKeyIdInToken"),
+        (403, "VoipPushesSuspended"),
         (404, "BadPath"),
         (405, "MethodNotAllowed"),
         (410, "ExpiredToken"),

@@ -46,6 +46,8 @@ pub(crate) enum Route {
     WrongTopic,
     /// The app was uninstalled or the token rotated at `since` (Unix ms).
     Gone { since: u64 },
+    /// VoIP pushes are suspended: the app left too many unreported.
+    VoipSuspended,
 }
 
 #[derive(Debug)]
@@ -58,6 +60,8 @@ enum State {
 struct Entry {
     bundle_id: String,
     state: State,
+    /// Set when the device reports that the app broke the VoIP contract.
+    voip_suspended: bool,
 }
 
 /// The registry of devices and their tokens. Clones share it.
@@ -103,6 +107,7 @@ impl ServiceDevices {
             Entry {
                 bundle_id: bundle_id.to_owned(),
                 state: State::Active(tx),
+                voip_suspended: false,
             },
         );
         DeviceHandle {
@@ -132,6 +137,7 @@ impl ServiceDevices {
             Entry {
                 bundle_id,
                 state: State::Active(tx.clone()),
+                voip_suspended: false,
             },
         );
         drop(map);
@@ -153,6 +159,29 @@ impl ServiceDevices {
         }
     }
 
+    /// The device reports that the app left too many VoIP pushes unreported
+    /// (PushKit's `VoipDeliveryStopped`): VoIP pushes to `token` are refused
+    /// with `VoipPushesSuspended` until [`resume_voip`](Self::resume_voip).
+    /// Returns whether the token is known.
+    pub fn suspend_voip(&self, token: &DeviceToken) -> bool {
+        self.set_suspended(token, true)
+    }
+
+    /// The app registered again: VoIP pushes flow again.
+    pub fn resume_voip(&self, token: &DeviceToken) -> bool {
+        self.set_suspended(token, false)
+    }
+
+    fn set_suspended(&self, token: &DeviceToken, suspended: bool) -> bool {
+        match self.lock().get_mut(token) {
+            Some(entry) => {
+                entry.voip_suspended = suspended;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Routes a validated push to its device.
     pub(crate) fn deliver(&self, token: &DeviceToken, push: Push) -> Route {
         let map = self.lock();
@@ -166,6 +195,9 @@ impl ServiceDevices {
         }
         match &entry.state {
             State::Gone { since } => Route::Gone { since: *since },
+            State::Active(_) if entry.voip_suspended && push.push_type == PushType::Voip => {
+                Route::VoipSuspended
+            }
             State::Active(tx) => {
                 // A device that dropped its handle without uninstalling is
                 // asleep, not gone: APNs accepts the push all the same.
@@ -193,6 +225,7 @@ impl Route {
             Route::Unknown => Some((ApnsError::BadDeviceToken, None)),
             Route::WrongTopic => Some((ApnsError::DeviceTokenNotForTopic, None)),
             Route::Gone { since } => Some((ApnsError::Unregistered, Some(*since))),
+            Route::VoipSuspended => Some((ApnsError::VoipPushesSuspended, None)),
         }
     }
 }
