@@ -38,6 +38,29 @@
 //! *authenticity*: sealing gives confidentiality, not a sender signature —
 //! anyone holding the public key can seal — so the push's authority still
 //! comes from the APNs provider token.
+//!
+//! ```
+//! use push::{open, seal, DeviceKey, SealingKey, VoipPayload};
+//! // On the phone, once: a key, its public half sent with the push token.
+//! let device = DeviceKey::generate()?;
+//! let param = device.public().to_base64url();
+//!
+//! // On the server, per call: seal to the registered key.
+//! let to: SealingKey = param.parse()?;
+//! let call = VoipPayload {
+//!     call_id: "a84b4c76e66710".into(),
+//!     caller: "sip:alice@atlanta.example.com".into(),
+//!     display_name: Some("Alice".into()),
+//!     has_video: false,
+//!     send_time: 1_700_000_000_000,
+//! };
+//! let sealed = seal(&call, &to)?;
+//! assert!(!sealed.as_str().contains("alice"));
+//!
+//! // On the phone, when the push arrives.
+//! assert_eq!(open(sealed.as_bytes(), &device)?, call);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::fmt;
 use std::str::FromStr;

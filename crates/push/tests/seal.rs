@@ -177,7 +177,9 @@ fn malformed_envelopes_are_malformed() {
         edited(sealed.as_bytes(), |v| {
             v["sealed"].as_object_mut().unwrap().remove("ct");
         }),
-        edited(sealed.as_bytes(), |v| v["sealed"]["ct"] = "not base64!".into()),
+        edited(sealed.as_bytes(), |v| {
+            v["sealed"]["ct"] = "not base64!".into()
+        }),
         edited(sealed.as_bytes(), |v| v["sealed"]["ct"] = "AAAA".into()),
         edited(sealed.as_bytes(), |v| v["sealed"]["nonce"] = "AAAA".into()),
         edited(sealed.as_bytes(), |v| v["sealed"]["epk"] = "AAAA".into()),

@@ -55,9 +55,7 @@ async fn the_push_service_forwards_only_opaque_bytes_and_the_device_opens_them()
         send_time: 1_700_000_000_123,
     };
     let sealed = seal(&payload, &registered).unwrap();
-    let request = sealed
-        .voip_request(phone.token().as_str(), BUNDLE)
-        .unwrap();
+    let request = sealed.voip_request(phone.token().as_str(), BUNDLE).unwrap();
     let outcome = tokio::time::timeout(WAIT, client.send(&request))
         .await
         .expect("an answer within the bound")
@@ -78,9 +76,15 @@ async fn the_push_service_forwards_only_opaque_bytes_and_the_device_opens_them()
     assert_eq!(&push.payload[..], sealed.as_bytes());
     let seen = String::from_utf8_lossy(&push.payload);
     for secret in ["alice", "atlanta", "Alice", "Liddell", "a84b4c76e66710"] {
-        assert!(!seen.contains(secret), "{secret:?} leaks through the service: {seen}");
+        assert!(
+            !seen.contains(secret),
+            "{secret:?} leaks through the service: {seen}"
+        );
     }
-    assert!(VoipPayload::from_json(&push.payload).is_err(), "not readable as plaintext");
+    assert!(
+        VoipPayload::from_json(&push.payload).is_err(),
+        "not readable as plaintext"
+    );
 
     // The phone opens it.
     assert_eq!(
