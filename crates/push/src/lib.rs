@@ -14,6 +14,12 @@
 //! here opens a socket or reads a clock: callers pass `now` in, so every
 //! path runs in a unit test with simulated time.
 //!
+//! The push path itself should not learn who is calling: [`seal`] encrypts
+//! a payload to the X25519 [`SealingKey`] a phone registered with its token
+//! (X25519, HKDF-SHA256, ChaCha20-Poly1305; version and key id in the
+//! clear), and the phone's [`DeviceKey`] opens it ([`open`], or
+//! [`VoipPayload::from_json_or_open`], which also accepts plaintext).
+//!
 //! With the default `net` feature, the I/O halves sit on top: [`client`]
 //! is the APNs provider client (hyper HTTP/2 over rustls or h2c, one
 //! multiplexed connection, the retry policy applied), [`service`] is a
@@ -62,6 +68,7 @@ pub mod client;
 mod clock;
 mod jwt;
 mod payload;
+mod seal;
 #[cfg(feature = "net")]
 pub mod service;
 #[cfg(feature = "net")]
@@ -81,4 +88,11 @@ pub use jwt::{
 };
 pub use payload::{
     PayloadError, VoipPayload, DEFAULT_PAYLOAD_LIMIT, PAYLOAD_VERSION, VOIP_PAYLOAD_LIMIT,
+};
+// Sealed payloads: the push path (APNs, our push service) must not learn
+// who is calling, so our phones register an X25519 key and the server seals
+// every VoIP payload to it; see the module docs for the construction.
+pub use seal::{
+    is_sealed, open, seal, DeviceKey, KeyParseError, OpenError, SealError, SealedPayload,
+    SealingKey, KEY_ID_HEX_LEN, SEAL_INFO, SEAL_PAD_TO, SEAL_VERSION,
 };
