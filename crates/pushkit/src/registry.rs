@@ -45,10 +45,20 @@ pub struct PushMetadata {
 #[derive(Debug)]
 pub struct IncomingPush {
     pub push_type: PushType,
-    /// The push's JSON dictionary, as the sender wrote it.
+    /// The push's JSON dictionary, as the sender wrote it (sealed or not).
     pub payload: Bytes,
     pub metadata: PushMetadata,
     pub completion: PushCompletion,
+    device_key: Option<Arc<push::DeviceKey>>,
+}
+
+impl IncomingPush {
+    /// The VoIP payload: opened with the device's key when the sender
+    /// sealed it (so only the device learns who calls), read as it is
+    /// otherwise.
+    pub fn voip_payload(&self) -> Result<push::VoipPayload, push::OpenError> {
+        push::VoipPayload::from_json_or_open(&self.payload, self.device_key.as_deref())
+    }
 }
 
 /// What the registry tells the app (`PKPushRegistryDelegate`).
@@ -201,6 +211,7 @@ pub struct PushRegistry {
     inbox_rx: Receiver<(u64, Outcome)>,
     events: VecDeque<RegistryEvent>,
     reports: VecDeque<ServiceReport>,
+    device_key: Option<Arc<push::DeviceKey>>,
 }
 
 impl PushRegistry {
@@ -220,7 +231,19 @@ impl PushRegistry {
             inbox_rx,
             events: VecDeque::new(),
             reports: VecDeque::new(),
+            device_key: None,
         }
+    }
+
+    /// The device's sealing key: its public half goes to the server with
+    /// the token, and pushes sealed to it open in [`IncomingPush::voip_payload`].
+    pub fn set_device_key(&mut self, key: push::DeviceKey) {
+        self.device_key = Some(Arc::new(key));
+    }
+
+    /// The public key to register with the token (base64url in REGISTER).
+    pub fn sealing_key(&self) -> Option<push::SealingKey> {
+        self.device_key.as_ref().map(|k| k.public())
     }
 
     /// `desiredPushTypes`: registering (again) also restores VoIP delivery
@@ -325,6 +348,7 @@ impl PushRegistry {
                     received_at: now,
                 },
                 completion,
+                device_key: self.device_key.clone(),
             }));
     }
 

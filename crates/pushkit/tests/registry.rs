@@ -180,3 +180,45 @@ fn must_report_is_false_in_the_foreground_during_a_call_or_when_late() {
         assert_eq!(d.registry.violations(), 0, "{case}");
     }
 }
+
+#[test]
+fn sealed_pushes_open_on_the_device_and_plaintext_still_reads() {
+    let mut d = Device::new();
+    let key = push::DeviceKey::generate().unwrap();
+    let sealing = key.public();
+    d.registry.set_device_key(key);
+    assert_eq!(d.registry.sealing_key().unwrap(), sealing);
+    let payload = push::VoipPayload {
+        call_id: "sealed-1@example.com".into(),
+        caller: "sip:alice@example.com".into(),
+        display_name: Some("Alice".into()),
+        has_video: false,
+        send_time: 1_800_000_000_000,
+    };
+    let sealed = push::seal(&payload, &sealing).unwrap();
+    assert!(
+        !sealed.as_str().contains("alice"),
+        "the push path never sees the caller"
+    );
+    d.registry.handle_push(
+        d.now,
+        PushType::Voip,
+        sealed.as_bytes().to_vec().into(),
+        None,
+    );
+    let Some(RegistryEvent::DidReceiveIncomingPush(push)) = d.registry.poll_event() else {
+        panic!()
+    };
+    let opened = push.voip_payload().unwrap();
+    assert_eq!(opened, payload);
+    push.completion.complete(d.report(&opened.call_id));
+
+    let plain = payload.to_json().unwrap();
+    d.registry
+        .handle_push(d.now, PushType::Voip, plain.into_bytes().into(), None);
+    let Some(RegistryEvent::DidReceiveIncomingPush(push)) = d.registry.poll_event() else {
+        panic!()
+    };
+    assert_eq!(push.voip_payload().unwrap().call_id, "sealed-1@example.com");
+    push.completion.complete(d.report("sealed-1-again"));
+}
