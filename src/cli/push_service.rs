@@ -215,8 +215,12 @@ fn tls_files(dir: &Path, ip: IpAddr) -> anyhow::Result<TlsFiles> {
         BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, Issuer, KeyPair,
         KeyUsagePurpose,
     };
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("could not create {} — pass --dir DIR somewhere writable", dir.display()))?;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "could not create {} — pass --dir DIR somewhere writable",
+            dir.display()
+        )
+    })?;
     let ca_params = || -> anyhow::Result<CertificateParams> {
         let mut ca = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
