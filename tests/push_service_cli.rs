@@ -184,3 +184,77 @@ fn without_a_team_it_says_what_to_pass() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("pass --team TEAMID"), "{stderr}");
 }
+
+/// Starts the service over TLS in `dir`, returns it and its first line.
+fn start_tls(dir: &std::path::Path) -> (Running, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
+        .current_dir(dir)
+        .env_remove("CALLKIT_PUSH_TEAM")
+        .args(["push-service", "--listen", "127.0.0.1:0"])
+        .args(["--team", TEAM, "--key", &format!("{KID}=key.pub")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx.recv_timeout(WAIT).expect("a line within the bound");
+    (running, line)
+}
+
+#[test]
+fn tls_ca_is_generated_once_and_clients_trusting_it_connect() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signing, pem) = key();
+    std::fs::write(dir.path().join("key.pub"), pem).unwrap();
+
+    let (first, line) = start_tls(dir.path());
+    drop(first);
+    assert!(line.contains("(HTTP/2, TLS)"), "{line}");
+    assert!(line.contains("push-service/ca.pem"), "{line}");
+    let ca = std::fs::read(dir.path().join("push-service/ca.pem")).unwrap();
+
+    let (_second, line) = start_tls(dir.path());
+    assert_eq!(
+        std::fs::read(dir.path().join("push-service/ca.pem")).unwrap(),
+        ca,
+        "the CA is reused"
+    );
+    let base = line.split_whitespace().nth(4).unwrap().to_owned();
+    assert!(base.starts_with("https://127.0.0.1:"), "{line}");
+
+    let tls = push::tls::client_config_trusting_pem(&ca).unwrap();
+    let mut config = ClientConfig::new(base, Some(tls));
+    config.connect_timeout = WAIT;
+    config.request_timeout = WAIT;
+    let client = ApnsClient::new(config, ProviderTokenCache::new(signing)).unwrap();
+    let payload = VoipPayload {
+        call_id: "tls@example.com".into(),
+        caller: "sip:alice@atlanta.example.com".into(),
+        display_name: None,
+        has_video: false,
+        send_time: 1_700_000_000_000,
+    };
+    let request = ApnsRequest::voip(&"cd".repeat(32), BUNDLE, &payload).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let outcome = rt
+        .block_on(async { tokio::time::timeout(WAIT, client.send(&request)).await })
+        .expect("an answer within the bound")
+        .expect("TLS with the printed CA works");
+    assert_eq!(
+        outcome,
+        ApnsOutcome::Rejected {
+            apns_id: request.apns_id(),
+            error: ApnsError::BadDeviceToken
+        }
+    );
+}
