@@ -685,22 +685,35 @@ struct Lines<'a> {
 impl<'a> Iterator for Lines<'a> {
     type Item = Result<&'a str, ParseError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        let Some(known) = &mut self.known else {
+            return self.search_next();
+        };
+        let start = self.pos;
+        if start > self.text.len() {
+            return None;
+        }
+        let end = match known.split_first() {
+            Some((&cr, rest)) => {
+                *known = rest;
+                cr as usize
+            }
+            None => self.text.len(),
+        };
+        self.pos = end + 2;
+        Some(Ok(&self.text[start..end]))
+    }
+}
+
+impl<'a> Lines<'a> {
+    /// The next line when the line ends are not known yet.
+    #[inline(never)]
+    fn search_next(&mut self) -> Option<Result<&'a str, ParseError>> {
         let bytes = self.text.as_bytes();
         let start = self.pos;
         if start > bytes.len() {
             return None;
-        }
-        if let Some(known) = &mut self.known {
-            let end = match known.split_first() {
-                Some((&cr, rest)) => {
-                    *known = rest;
-                    cr as usize
-                }
-                None => bytes.len(),
-            };
-            self.pos = end + 2;
-            return Some(Ok(&self.text[start..end]));
         }
         // The first CR or LF must be the CR of a CRLF; anything else is an error.
         let end = match memchr::memchr2(b'\r', b'\n', &bytes[start..]) {
