@@ -95,7 +95,7 @@ impl<'a> Scanner<'a> {
         &self.s[start..self.pos]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn token(&mut self) -> Option<&'a str> {
         self.skip_ws();
         let t = self.take_class(TOKEN);
