@@ -125,7 +125,8 @@ impl Message {
         let raw = raw.slice(skip..);
         // A datagram that ends right after its last header line has an empty
         // body; report what is wrong with its headers rather than "incomplete".
-        let (header_end, folded) = find_header_end(&raw);
+        let mut ends = LineEnds::new();
+        let (header_end, folded) = find_header_end(&raw, &mut ends);
         let header_end = match header_end {
             Some(end) => end,
             None if raw.ends_with(b"\r\n") && raw.len() > 2 => {
@@ -137,19 +138,27 @@ impl Message {
         };
         if folded {
             let unfolded = unfold(&raw, header_end);
-            let end = find_header_end(&unfolded).0.ok_or(ParseError::Incomplete)?;
-            return Self::parse_unfolded(unfolded, end, limits);
+            let mut ends = LineEnds::new();
+            let end = find_header_end(&unfolded, &mut ends)
+                .0
+                .ok_or(ParseError::Incomplete)?;
+            return Self::parse_unfolded(unfolded, end, &ends, limits);
         }
-        Self::parse_unfolded(raw, header_end, limits)
+        Self::parse_unfolded(raw, header_end, &ends, limits)
     }
 
     fn parse_unfolded(
         raw: Bytes,
         header_end: usize,
+        ends: &LineEnds,
         limits: &Limits,
     ) -> Result<Message, ParseError> {
         let text = std::str::from_utf8(&raw[..header_end]).map_err(|_| ParseError::NotUtf8)?;
-        let mut lines = Lines { text, pos: 0 };
+        let mut lines = Lines {
+            text,
+            pos: 0,
+            known: ends.trusted(text),
+        };
         let first = lines.next().unwrap_or(Ok(""))?;
         let start = parse_start_line(text, first)?;
         let mut fields = Vec::with_capacity(16);
@@ -603,20 +612,62 @@ fn mandatory_bit(name: HeaderName) -> u8 {
     }
 }
 
+/// The CRLFs seen while looking for the end of the header section, so the
+/// lines need not be searched for again. Kept on the stack; a message with
+/// more lines, or with a bare LF, falls back to searching.
+struct LineEnds {
+    /// Offsets of the CR of each CRLF before the empty line.
+    at: [u32; 64],
+    len: usize,
+    /// Every LF seen had a CR before it and every CRLF fitted in `at`.
+    complete: bool,
+}
+
+impl LineEnds {
+    fn new() -> Self {
+        LineEnds {
+            at: [0; 64],
+            len: 0,
+            complete: true,
+        }
+    }
+
+    fn push(&mut self, cr: usize) {
+        match self.at.get_mut(self.len) {
+            Some(slot) => {
+                *slot = cr as u32;
+                self.len += 1;
+            }
+            None => self.complete = false,
+        }
+    }
+
+    /// The line ends of `text` (the header section these were recorded
+    /// for), if they are all of its line ends: no LF is bare and every CR
+    /// is one of a CRLF. Otherwise the lines must be searched, which finds
+    /// the bare CR or LF where the line it ends is reached.
+    fn trusted(&self, text: &str) -> Option<&[u32]> {
+        let crs = memchr::memchr_iter(b'\r', text.as_bytes()).count();
+        (self.complete && crs == self.len).then_some(&self.at[..self.len])
+    }
+}
+
 /// Finds the empty line that ends the header section (the offset of its
 /// CRLFCRLF) and whether a line before it is folded, in one pass over the
-/// line ends.
-fn find_header_end(raw: &[u8]) -> (Option<usize>, bool) {
+/// line ends, recording them in `ends`.
+fn find_header_end(raw: &[u8], ends: &mut LineEnds) -> (Option<usize>, bool) {
     let mut folded = false;
     for i in memchr::memchr_iter(b'\n', raw) {
         if i == 0 || raw[i - 1] != b'\r' {
+            ends.complete = false;
             continue;
         }
         match raw.get(i + 1) {
-            Some(b' ' | b'\t') => folded = true,
             Some(b'\r') if raw.get(i + 2) == Some(&b'\n') => return (Some(i - 1), folded),
+            Some(b' ' | b'\t') => folded = true,
             _ => {}
         }
+        ends.push(i - 1);
     }
     (None, folded)
 }
@@ -627,12 +678,38 @@ struct Lines<'a> {
     text: &'a str,
     /// Where the next line starts; past the end once the last is returned.
     pos: usize,
+    /// The offsets of the CRs of all remaining CRLFs, when already known.
+    known: Option<&'a [u32]>,
 }
 
 impl<'a> Iterator for Lines<'a> {
     type Item = Result<&'a str, ParseError>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
+        let Some(known) = &mut self.known else {
+            return self.search_next();
+        };
+        let start = self.pos;
+        if start > self.text.len() {
+            return None;
+        }
+        let end = match known.split_first() {
+            Some((&cr, rest)) => {
+                *known = rest;
+                cr as usize
+            }
+            None => self.text.len(),
+        };
+        self.pos = end + 2;
+        Some(Ok(&self.text[start..end]))
+    }
+}
+
+impl<'a> Lines<'a> {
+    /// The next line when the line ends are not known yet.
+    #[inline(never)]
+    fn search_next(&mut self) -> Option<Result<&'a str, ParseError>> {
         let bytes = self.text.as_bytes();
         let start = self.pos;
         if start > bytes.len() {

@@ -95,7 +95,7 @@ impl<'a> Scanner<'a> {
         &self.s[start..self.pos]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn token(&mut self) -> Option<&'a str> {
         self.skip_ws();
         let t = self.take_class(TOKEN);
@@ -111,22 +111,19 @@ impl<'a> Scanner<'a> {
         }
         self.pos += 1;
         let b = self.s.as_bytes();
-        while self.pos < b.len() {
-            match b[self.pos] {
-                b'"' => {
-                    self.pos += 1;
-                    return Some(&self.s[start..self.pos]);
-                }
-                b'\\' => {
-                    // quoted-pair: any byte but CR and LF may follow.
-                    if matches!(b.get(self.pos + 1), None | Some(b'\r' | b'\n')) {
-                        return None;
-                    }
-                    self.pos += 2;
-                }
-                _ => self.pos += 1,
+        while let Some(i) = memchr::memchr2(b'"', b'\\', b.get(self.pos..)?) {
+            self.pos += i;
+            if b[self.pos] == b'"' {
+                self.pos += 1;
+                return Some(&self.s[start..self.pos]);
             }
+            // quoted-pair: any byte but CR and LF may follow.
+            if matches!(b.get(self.pos + 1), None | Some(b'\r' | b'\n')) {
+                return None;
+            }
+            self.pos += 2;
         }
+        self.pos = b.len();
         None
     }
 }

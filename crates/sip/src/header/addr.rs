@@ -130,12 +130,19 @@ fn scan_one<'a>(sc: &mut Scanner<'a>) -> Result<NameAddr<'a>, AddrError> {
     let bracketed = sc.peek() == Some(b'<');
     let uri_text = if bracketed {
         sc.pos += 1;
-        // Find the '>' and note white space on the way, in one pass.
-        let mut spaced = false;
-        let u = sc.take_while(|c| {
-            spaced |= is_ws(c);
-            c != b'>'
-        });
+        // Find the '>' and note white space on the way: one search for the
+        // common case, a second only after white space.
+        let rest = sc.rest();
+        let (end, spaced) = match memchr::memchr3(b'>', b' ', b'\t', rest.as_bytes()) {
+            Some(i) if rest.as_bytes()[i] == b'>' => (i, false),
+            Some(i) => (
+                memchr::memchr(b'>', &rest.as_bytes()[i..]).map_or(rest.len(), |j| i + j),
+                true,
+            ),
+            None => (rest.len(), false),
+        };
+        let u = &rest[..end];
+        sc.pos += end;
         if sc.peek() != Some(b'>') {
             return Err(Syntax("'<' without a closing '>'"));
         }
