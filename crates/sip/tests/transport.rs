@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use sip::transport::{
-    client_config_trusting_pem, response_target, server_config_from_pem, SendError, Target,
-    Transport, TransportConfig, TransportLayer,
+    client_config_trusting_pem, response_target, server_config_from_pem, KeepAliveConfig,
+    SendError, Target, Transport, TransportConfig, TransportLayer, PING, PONG,
 };
 use sip::{Incoming, Message, MessageBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -221,6 +221,71 @@ async fn a_keep_alive_ping_gets_a_pong() {
         .expect("no pong within 5 s")
         .unwrap();
     assert_eq!(&pong, b"\r\n");
+}
+
+/// Reads exactly `want` from the stream (bounded by [`WAIT`]).
+async fn read_exactly(stream: &mut TcpStream, want: &[u8]) {
+    let mut got = vec![0u8; want.len()];
+    timeout(WAIT, stream.read_exact(&mut got))
+        .await
+        .expect("nothing within 5 s")
+        .unwrap();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn a_client_flow_pings_stays_open_on_pongs_and_closes_without_one() {
+    let mut config = TransportConfig::new(loopback());
+    // Far shorter than the three pings below: the pings keep it open.
+    config.idle_timeout = Duration::from_millis(100);
+    config.keepalive = Some(KeepAliveConfig {
+        interval: Duration::from_millis(150),
+        pong_timeout: Duration::from_millis(300),
+    });
+    let (layer, _rx) = start(config).await;
+    let registrar = TcpListener::bind(loopback()).await.unwrap();
+    let req = request("TCP", "127.0.0.1", "ka-1", false);
+    layer
+        .send(&Target::tcp(registrar.local_addr().unwrap()), req.into())
+        .await
+        .unwrap();
+    let (mut stream, _) = timeout(WAIT, registrar.accept()).await.unwrap().unwrap();
+    assert_eq!(read_message(&mut stream).await.call_id(), Some("ka-1"));
+    for _ in 0..3 {
+        read_exactly(&mut stream, PING).await;
+        stream.write_all(PONG).await.unwrap();
+    }
+    assert_eq!(layer.connection_count(), 1);
+    // The registrar stops answering: one more ping, then the flow is closed.
+    read_exactly(&mut stream, PING).await;
+    assert_closed(&mut stream).await;
+    for _ in 0..50 {
+        if layer.connection_count() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the failed flow stayed in the table");
+}
+
+#[tokio::test]
+async fn a_server_does_not_ping_the_connections_it_accepted() {
+    let mut config = TransportConfig::new(loopback());
+    config.keepalive = Some(KeepAliveConfig {
+        interval: Duration::from_millis(50),
+        pong_timeout: Duration::from_millis(50),
+    });
+    let (layer, _rx) = start(config).await;
+    let mut stream = TcpStream::connect(layer.local_addr(Transport::Tcp).unwrap())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let read = timeout(Duration::from_millis(400), stream.read(&mut buf)).await;
+    assert!(
+        read.is_err(),
+        "the server wrote {read:?} to a client's flow"
+    );
+    assert_eq!(layer.connection_count(), 1);
 }
 
 #[tokio::test]

@@ -57,6 +57,8 @@ pub struct StreamFramer {
     searched: usize,
     /// CRLFs seen since the last message (odd: a pong, or half a ping).
     crlf_run: u32,
+    /// We sent a ping: the next CRLF is its pong, whatever came before.
+    awaiting_pong: bool,
     /// Set once an error was returned; nothing more is framed.
     failed: Option<FramingError>,
 }
@@ -70,6 +72,7 @@ impl StreamFramer {
             max_message_size,
             searched: 0,
             crlf_run: 0,
+            awaiting_pong: false,
             failed: None,
         }
     }
@@ -84,6 +87,12 @@ impl StreamFramer {
     /// Bytes buffered that are not yet part of a complete frame.
     pub fn buffered(&self) -> usize {
         self.buf.len()
+    }
+
+    /// Says that we have just written a [`PING`]: the next CRLF is its pong.
+    /// Without this, a pong following an earlier pong would read as a ping.
+    pub fn expect_pong(&mut self) {
+        self.awaiting_pong = true;
     }
 
     /// The next complete frame, `Ok(None)` when more bytes are needed.
@@ -104,6 +113,12 @@ impl StreamFramer {
         if self.searched == 0 {
             while self.buf.starts_with(b"\r\n") {
                 let _ = self.buf.split_to(2);
+                if self.awaiting_pong {
+                    // Two pongs in a row are not a ping.
+                    self.awaiting_pong = false;
+                    self.crlf_run = 0;
+                    return Ok(Some(Frame::Pong));
+                }
                 self.crlf_run += 1;
                 if self.crlf_run % 2 == 0 {
                     return Ok(Some(Frame::Ping));
@@ -219,6 +234,20 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: y\r\nCSeq: 2 OPTIONS\r\n\r\n"
         f.push(&stream());
         assert_eq!(drain(&mut f), expected());
         assert_eq!(f.buffered(), 0);
+    }
+
+    #[test]
+    fn pongs_to_our_pings_never_add_up_to_a_ping() {
+        let mut f = StreamFramer::new(1000);
+        for _ in 0..3 {
+            f.expect_pong();
+            f.push(PONG);
+            assert_eq!(f.poll_frame().unwrap(), Some(Frame::Pong));
+            assert_eq!(f.poll_frame().unwrap(), None);
+        }
+        // A peer's own ping still reads as one.
+        f.push(PING);
+        assert_eq!(f.poll_frame().unwrap(), Some(Frame::Ping));
     }
 
     #[test]

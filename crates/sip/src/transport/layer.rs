@@ -19,7 +19,8 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use tracing::{debug, trace};
 
-use super::framing::{Frame, StreamFramer, PONG};
+use super::framing::{Frame, StreamFramer, PING, PONG};
+use super::keepalive::{KeepAlive, KeepAliveAction, KeepAliveConfig};
 use super::via::{response_target, stamp_received};
 use super::{ConnectionId, Incoming, Target, Transport};
 use crate::message::{Limits, Message};
@@ -37,8 +38,14 @@ pub struct TransportConfig {
     pub tls_server: Option<Arc<ServerConfig>>,
     /// Trust for outgoing TLS connections; `None`: TLS targets are refused.
     pub tls_client: Option<Arc<ClientConfig>>,
-    /// A TCP or TLS connection with no traffic either way for this long is closed.
+    /// A TCP or TLS connection with no traffic either way for this long is
+    /// closed — except one this layer opened while sending keep-alives.
     pub idle_timeout: Duration,
+    /// Keep-alive pings (RFC 5626 §4.4.1) on the TCP and TLS connections
+    /// this layer opens: a client's flows to its registrar stay open, and a
+    /// flow without a pong is closed. `None` (the default, for servers): no
+    /// pings.
+    pub keepalive: Option<KeepAliveConfig>,
     /// Connecting (and the TLS handshake) gives up after this long.
     pub connect_timeout: Duration,
     /// Larger messages are dropped (UDP) or close the connection (TCP/TLS).
@@ -55,6 +62,7 @@ impl TransportConfig {
             tls_server: None,
             tls_client: None,
             idle_timeout: Duration::from_secs(120),
+            keepalive: None,
             connect_timeout: Duration::from_secs(5),
             max_message_size: Limits::default().max_message_size,
             channel_capacity: 1024,
@@ -112,6 +120,7 @@ struct Inner {
     tls_addr: Option<SocketAddr>,
     tls_client: Option<TlsConnector>,
     idle_timeout: Duration,
+    keepalive: Option<KeepAliveConfig>,
     connect_timeout: Duration,
     limits: Limits,
     conns: Mutex<Conns>,
@@ -185,6 +194,7 @@ impl TransportLayer {
             tls_addr: tls.as_ref().map(|t| t.1),
             tls_client: config.tls_client.map(TlsConnector::from),
             idle_timeout: config.idle_timeout,
+            keepalive: config.keepalive,
             connect_timeout: config.connect_timeout,
             limits: Limits {
                 max_message_size: config.max_message_size,
@@ -268,6 +278,17 @@ impl TransportLayer {
     }
 }
 
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+/// Spreads keep-alive pings; without randomness they are merely less spread.
+fn random() -> u16 {
+    let mut b = [0u8; 2];
+    let _ = getrandom::fill(&mut b);
+    u16::from_le_bytes(b)
+}
+
 fn lock(m: &Mutex<Conns>) -> std::sync::MutexGuard<'_, Conns> {
     // A panic while holding the lock leaves the maps consistent (every
     // update is a single insert or remove), so poisoning is ignored.
@@ -304,24 +325,26 @@ impl Inner {
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().map_err(connect_err)?;
         match tls {
-            None => Ok(self.register(Transport::Tcp, target.addr, local, stream)),
+            None => Ok(self.register(Transport::Tcp, target.addr, local, stream, true)),
             Some((connector, name)) => {
                 let stream = timeout(self.connect_timeout, connector.connect(name, stream))
                     .await
                     .map_err(|_| connect_err(timed_out()))?
                     .map_err(connect_err)?;
-                Ok(self.register(Transport::Tls, target.addr, local, stream))
+                Ok(self.register(Transport::Tls, target.addr, local, stream, true))
             }
         }
     }
 
-    /// Enters a connection in the table and starts its task.
+    /// Enters a connection in the table and starts its task; one we
+    /// `opened` gets keep-alives when they are configured.
     fn register<S>(
         self: &Arc<Self>,
         transport: Transport,
         peer: SocketAddr,
         local: SocketAddr,
         stream: S,
+        opened: bool,
     ) -> mpsc::Sender<Bytes>
     where
         S: AsyncRead + AsyncWrite + Send + 'static,
@@ -347,7 +370,11 @@ impl Inner {
             peer,
             local,
         };
-        tokio::spawn(conn.run(stream, rx));
+        let keepalive = self
+            .keepalive
+            .filter(|_| opened)
+            .map(|config| KeepAlive::new(config, now(), random()));
+        tokio::spawn(conn.run(stream, rx, keepalive));
         tx
     }
 
@@ -473,7 +500,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, tls: Option<TlsAc
         };
         match &tls {
             None => {
-                inner.register(Transport::Tcp, peer, local, stream);
+                inner.register(Transport::Tcp, peer, local, stream, false);
             }
             Some(acceptor) => {
                 let (inner, acceptor) = (inner.clone(), acceptor.clone());
@@ -482,7 +509,7 @@ async fn accept_loop(inner: Arc<Inner>, listener: TcpListener, tls: Option<TlsAc
                 tokio::spawn(async move {
                     match timeout(inner.connect_timeout, acceptor.accept(stream)).await {
                         Ok(Ok(s)) => {
-                            inner.register(Transport::Tls, peer, local, s);
+                            inner.register(Transport::Tls, peer, local, s, false);
                         }
                         Ok(Err(e)) => debug!(%peer, error = %e, "TLS handshake failed"),
                         Err(_) => debug!(%peer, "TLS handshake timed out"),
@@ -502,8 +529,12 @@ struct Connection {
 }
 
 impl Connection {
-    async fn run<S>(self, stream: S, mut rx: mpsc::Receiver<Bytes>)
-    where
+    async fn run<S>(
+        self,
+        stream: S,
+        mut rx: mpsc::Receiver<Bytes>,
+        mut keepalive: Option<KeepAlive>,
+    ) where
         S: AsyncRead + AsyncWrite + Send + 'static,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
@@ -513,6 +544,8 @@ impl Connection {
         let mut deadline = Instant::now() + idle;
         let mut buf = vec![0u8; 16 * 1024];
         let why: String = loop {
+            // A flow that sends keep-alives lives as long as its pongs come back.
+            let ka_at = keepalive.as_ref().and_then(KeepAlive::poll_timeout);
             tokio::select! {
                 r = rd.read(&mut buf) => {
                     let n = match r {
@@ -522,7 +555,7 @@ impl Connection {
                     };
                     deadline = Instant::now() + idle;
                     framer.push(&buf[..n]);
-                    if let Err(why) = self.drain(&mut framer, &mut wr).await {
+                    if let Err(why) = self.drain(&mut framer, &mut wr, &mut keepalive).await {
                         break why;
                     }
                 }
@@ -533,7 +566,21 @@ impl Connection {
                         break why;
                     }
                 }
-                _ = sleep_until(deadline) => break format!("idle for {idle:?}"),
+                _ = sleep_until(deadline), if keepalive.is_none() => break format!("idle for {idle:?}"),
+                _ = sleep_until(ka_at.map(Instant::from_std).unwrap_or(deadline)), if ka_at.is_some() => {
+                    let action = keepalive.as_mut().and_then(|k| k.handle_timeout(now()));
+                    match action {
+                        Some(KeepAliveAction::SendPing) => {
+                            trace!(id = %self.id, "ping");
+                            framer.expect_pong();
+                            if let Err(why) = write(&mut wr, PING, idle).await {
+                                break why;
+                            }
+                        }
+                        Some(KeepAliveAction::FlowFailed) => break "no pong to a keep-alive ping: flow failed".into(),
+                        None => {}
+                    }
+                }
                 _ = shutdown.changed() => break "shutting down".into(),
             }
         };
@@ -548,12 +595,18 @@ impl Connection {
         &self,
         framer: &mut StreamFramer,
         wr: &mut W,
+        keepalive: &mut Option<KeepAlive>,
     ) -> Result<(), String> {
         // Bounded: each frame consumes buffered bytes.
         while let Some(frame) = framer.poll_frame().map_err(|e| e.to_string())? {
             match frame {
                 Frame::Ping => write(wr, PONG, self.inner.idle_timeout).await?,
-                Frame::Pong => trace!(id = %self.id, "pong"),
+                Frame::Pong => {
+                    trace!(id = %self.id, "pong");
+                    if let Some(k) = keepalive {
+                        k.handle_pong(now(), random());
+                    }
+                }
                 Frame::Message(raw) => {
                     let delivered = self
                         .inner

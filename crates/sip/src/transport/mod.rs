@@ -2,6 +2,7 @@
 //!
 //! Everything that decides something is sans-IO and tested without sockets:
 //! [`StreamFramer`] cuts a byte stream into messages and keep-alives,
+//! [`KeepAlive`] times the pings a client sends on the flows it opened,
 //! [`stamp_received`] writes `received`/`rport` into a request's top Via, and
 //! [`response_target`] says where a response goes. [`TransportLayer`] is the
 //! thin tokio driver around them: it owns the sockets, the connection table
@@ -40,6 +41,7 @@ use std::net::SocketAddr;
 use crate::message::Message;
 
 mod framing;
+mod keepalive;
 #[cfg(feature = "net")]
 mod layer;
 #[cfg(feature = "net")]
@@ -47,6 +49,7 @@ mod tls;
 mod via;
 
 pub use framing::{Frame, FramingError, StreamFramer, PING, PONG};
+pub use keepalive::{KeepAlive, KeepAliveAction, KeepAliveConfig};
 #[cfg(feature = "net")]
 pub use layer::{SendError, TransportConfig, TransportError, TransportLayer};
 #[cfg(feature = "net")]
