@@ -8,3 +8,4 @@
 pub mod g711;
 
 pub use g711::G711;
+pub mod rtp;
