@@ -8,4 +8,8 @@
 pub mod g711;
 
 pub use g711::G711;
+pub mod audio;
+pub mod codec;
+pub mod goertzel;
+pub mod jitter;
 pub mod rtp;
