@@ -54,7 +54,7 @@ pub enum Playout {
 pub struct JitterStats {
     /// Packets pushed, duplicates and late ones included.
     pub received: u64,
-    /// Frames missing at their playout time.
+    /// Frames missing at their playout time (the stream's end is not a loss).
     pub lost: u64,
     /// Frames played as concealment (losses and delay growth).
     pub concealed: u64,
@@ -86,6 +86,9 @@ pub struct JitterBuffer {
     /// A late packet asked for one more frame of delay.
     grow: bool,
     concealed_run: u32,
+    /// Frames concealed with nothing buffered: lost if the stream goes on,
+    /// the stream's end if it does not.
+    unconfirmed_lost: u64,
     stats: JitterStats,
 }
 
@@ -102,6 +105,7 @@ impl JitterBuffer {
             last_transit: None,
             grow: false,
             concealed_run: 0,
+            unconfirmed_lost: 0,
             stats: JitterStats::default(),
         }
     }
@@ -124,6 +128,8 @@ impl JitterBuffer {
     /// Takes one packet as it arrives.
     pub fn push(&mut self, packet: ReceivedRtp) {
         self.stats.received += 1;
+        // The stream went on: the frames concealed while it was quiet were lost.
+        self.stats.lost += std::mem::take(&mut self.unconfirmed_lost);
         let sequence = packet.sequence;
         let arrival = packet.arrival;
         let first = *self.first_arrival.get_or_insert(arrival);
@@ -144,6 +150,7 @@ impl JitterBuffer {
             self.stats.duplicate += 1;
             return;
         }
+
         if let Some(last) = self.last_transit {
             // Timestamps wrap every few hours: a huge step is a wrap, not jitter.
             let d = (transit - last).abs();
@@ -195,7 +202,6 @@ impl JitterBuffer {
             self.concealed_run = 0;
             return Playout::Frame(packet);
         }
-        self.stats.lost += 1;
         if self.packets.is_empty() {
             self.concealed_run += 1;
             if self.concealed_run > self.config.max_concealed_run {
@@ -203,9 +209,12 @@ impl JitterBuffer {
                 self.cursor = None;
                 self.first_arrival = None;
                 self.last_transit = None;
-                self.stats.lost -= 1;
+                self.unconfirmed_lost = 0;
                 return Playout::Silence;
             }
+            self.unconfirmed_lost += 1;
+        } else {
+            self.stats.lost += 1;
         }
         self.stats.concealed += 1;
         Playout::Conceal

@@ -12,4 +12,5 @@ pub mod audio;
 pub mod codec;
 pub mod goertzel;
 pub mod jitter;
+pub mod pipeline;
 pub mod rtp;
