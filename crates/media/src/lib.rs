@@ -10,6 +10,7 @@ pub mod g711;
 pub use g711::G711;
 pub mod audio;
 pub mod codec;
+pub mod dtmf;
 pub mod goertzel;
 pub mod jitter;
 pub mod pipeline;
