@@ -15,3 +15,4 @@ pub mod goertzel;
 pub mod jitter;
 pub mod pipeline;
 pub mod rtp;
+pub mod sdp;
