@@ -161,7 +161,8 @@ async fn watch(mut device: DeviceHandle) {
                 push.topic,
                 String::from_utf8_lossy(&push.payload)
             ),
-            DeviceEvent::TokenUpdated(token) => println!("device {bundle} token {token}"),
+            DeviceEvent::TokenUpdated { token, .. } => println!("device {bundle} token {token}"),
+            DeviceEvent::TokenInvalidated { .. } => println!("device {bundle} token invalidated"),
         }
     }
 }
