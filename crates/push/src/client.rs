@@ -204,6 +204,14 @@ impl ApnsClient {
         self.tokens().signatures()
     }
 
+    /// Signs later pushes with `tokens` (a rotated `.p8` key). APNs ties a
+    /// connection to the key id of its first token, so the next push is
+    /// answered `403 UnrelatedKeyIdInToken`; the client then opens a new
+    /// connection and sends it again.
+    pub fn replace_tokens(&self, tokens: ProviderTokenCache) {
+        *self.tokens() = tokens;
+    }
+
     pub fn stats(&self) -> ClientStats {
         ClientStats {
             requests: self.inner.requests.load(Ordering::Relaxed),
