@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip"
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip push-device --service http://127.0.0.1:8443 --topic com.example.phone.voip\n  callkit-voip sip parse invite.sip"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,7 +25,9 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::directory::DirectoryCommand,
     },
-    /// Serve APNs's provider API locally (TLS or h2c), with optional devices that print the pushes they receive.
+    /// Link a device to a push service: register apps, print their tokens and every push.
+    PushDevice(cli::push_device::PushDeviceArgs),
+    /// Serve APNs's provider API locally (TLS or h2c) and the device links, with optional in-process devices.
     PushService(cli::push_service::PushServiceArgs),
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
     Simulate(cli::simulate::SimulateArgs),
@@ -58,6 +60,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
+        Command::PushDevice(args) => cli::push_device::run(args),
         Command::PushService(args) => cli::push_service::run(args),
         Command::Sip { cmd } => cli::sip::run(cmd),
         Command::Simulate(args) => {

@@ -26,20 +26,17 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
-use http::{Method, Request, Uri};
+use http::{Method, Request};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use crate::apns::{ApnsOutcome, ApnsRequest, RequestError, RetryPolicy};
 use crate::backoff::Backoff;
 use crate::clock::UnixClock;
+use crate::dial::{dial, Origin};
 use crate::jwt::{JwtError, ProviderTokenCache, RefreshRefused};
-use crate::tls::ALPN_H2;
 
 /// APNs's production endpoint.
 pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
@@ -151,44 +148,6 @@ pub struct ClientStats {
 }
 
 #[derive(Debug)]
-struct Origin {
-    https: bool,
-    host: String,
-    port: u16,
-    /// `scheme://host:port`, prefixed to each request's path.
-    prefix: String,
-}
-
-impl Origin {
-    fn parse(url: &str) -> Result<Origin, ClientError> {
-        let bad = |detail| ClientError::BadBaseUrl {
-            url: url.to_owned(),
-            detail,
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(bad("the scheme must be https or http")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let host = authority.host().trim_matches(['[', ']']).to_owned();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let scheme = if https { "https" } else { "http" };
-        Ok(Origin {
-            https,
-            prefix: format!("{scheme}://{}", authority.as_str()),
-            host,
-            port,
-        })
-    }
-
-    fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
-
-#[derive(Debug)]
 struct Connection {
     generation: u64,
     sender: SendRequest<Full<Bytes>>,
@@ -243,6 +202,14 @@ impl ApnsClient {
     /// How many provider tokens have been signed.
     pub fn signatures(&self) -> u64 {
         self.tokens().signatures()
+    }
+
+    /// Signs later pushes with `tokens` (a rotated `.p8` key). APNs ties a
+    /// connection to the key id of its first token, so the next push is
+    /// answered `403 UnrelatedKeyIdInToken`; the client then opens a new
+    /// connection and sends it again.
+    pub fn replace_tokens(&self, tokens: ProviderTokenCache) {
+        *self.tokens() = tokens;
     }
 
     pub fn stats(&self) -> ClientStats {
@@ -408,66 +375,13 @@ impl ApnsClient {
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let config = &self.inner.config;
-        let origin = &self.inner.origin;
-        let authority = origin.authority();
-        let tcp = tokio::time::timeout(
+        dial(
+            &self.inner.origin,
+            &config.base_url,
+            config.tls.as_ref(),
             config.connect_timeout,
-            TcpStream::connect((origin.host.as_str(), origin.port)),
+            None,
         )
         .await
-        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
-        .map_err(|source| ClientError::Connect {
-            authority: authority.clone(),
-            source,
-        })?;
-        let _ = tcp.set_nodelay(true);
-        match (&config.tls, origin.https) {
-            (Some(tls), true) => {
-                let name = ServerName::try_from(origin.host.clone()).map_err(|_| {
-                    ClientError::BadBaseUrl {
-                        url: config.base_url.clone(),
-                        detail: "the host is not a DNS name or IP address",
-                    }
-                })?;
-                let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                let stream =
-                    tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
-                        .await
-                        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
-                        .map_err(|source| ClientError::Tls {
-                            authority: authority.clone(),
-                            source,
-                        })?;
-                if stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
-                    return Err(ClientError::NoHttp2 { authority });
-                }
-                self.handshake(TokioIo::new(stream)).await
-            }
-            (None, true) => Err(ClientError::NoTrustAnchors {
-                url: config.base_url.clone(),
-            }),
-            (_, false) => self.handshake(TokioIo::new(tcp)).await,
-        }
-    }
-
-    async fn handshake<I>(&self, io: I) -> Result<SendRequest<Full<Bytes>>, ClientError>
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let timeout = self.inner.config.connect_timeout;
-        let (sender, connection) = tokio::time::timeout(
-            timeout,
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(io),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout(timeout))??;
-        tokio::spawn(async move {
-            // Ends on GOAWAY or a lost connection; the sender then reports
-            // closed and the next push reconnects.
-            let _ = connection.await;
-        });
-        Ok(sender)
     }
 }

@@ -9,6 +9,20 @@
 //! the device registry ([`ServiceDevices`]) → `200` with `apns-id`. Every
 //! refusal is an [`ApnsError`] written with its own status and reason.
 //!
+//! Provider tokens are checked as APNs checks them: the ES256 signature
+//! once per distinct token (later requests with the same token string
+//! only have its age checked), a new token from the same key sooner than
+//! 20 minutes after the last one is `429 TooManyProviderTokenUpdates`, and
+//! a connection stays with the key id of its first token (another one is
+//! `403 UnrelatedKeyIdInToken`). With allowed bundles configured, any other
+//! topic is `400 TopicDisallowed`.
+//!
+//! Devices connect on the same listener (`POST /device/v1/connect`, a
+//! long-lived HTTP/2 stream; see `push::device::DeviceConnection`), get a
+//! token per app, and receive pushes as they are accepted. With a store
+//! ([`ServiceConfig::with_store`]) tokens and registrations survive
+//! restarts.
+//!
 //! ```no_run
 //! # async fn run() -> std::io::Result<()> {
 //! use push::service::{PushService, ServiceConfig};
@@ -22,10 +36,14 @@
 //! ```
 
 mod devices;
+mod link;
+mod store;
+pub(crate) mod wire;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -33,7 +51,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Full, Limited};
+use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -43,10 +61,13 @@ use tokio::task::JoinHandle;
 use uuid::Uuid;
 
 pub use devices::{DeviceEvent, DeviceHandle, Push, ServiceDevices};
+pub use store::StoreError;
+pub use wire::CONNECT_PATH;
 
 use crate::apns::{ApnsError, ApnsRequest, Priority, PushType};
 use crate::clock::UnixClock;
-use crate::jwt::{verify_provider_token, PublicKey};
+use crate::jwt::{verify_with_key_id, PublicKey, MAX_TOKEN_AGE, MIN_REFRESH_INTERVAL};
+use link::ServiceBody;
 
 /// Bodies past this many bytes are not read: `413 PayloadTooLarge`.
 const BODY_READ_LIMIT: usize = 64 * 1024;
@@ -66,6 +87,12 @@ pub struct ServiceConfig {
     pub clock: UnixClock,
     /// `SETTINGS_MAX_CONCURRENT_STREAMS`.
     pub max_concurrent_streams: u32,
+    /// The file tokens and app registrations are kept in; `None` keeps
+    /// them in memory only.
+    pub store: Option<PathBuf>,
+    /// The bundle ids the team may push to; `None` allows any. A push to
+    /// another topic is `400 TopicDisallowed`.
+    pub allowed_bundles: Option<HashSet<String>>,
 }
 
 impl ServiceConfig {
@@ -77,7 +104,25 @@ impl ServiceConfig {
             tls: None,
             clock: UnixClock::system(),
             max_concurrent_streams: DEFAULT_MAX_CONCURRENT_STREAMS,
+            store: None,
+            allowed_bundles: None,
         }
+    }
+
+    /// Keeps tokens and registrations in `path` (created on first change),
+    /// so a restarted service knows them.
+    pub fn with_store(mut self, path: impl Into<PathBuf>) -> Self {
+        self.store = Some(path.into());
+        self
+    }
+
+    /// Allows pushes to `bundle_id` (and `bundle_id.voip`); once any is
+    /// allowed, every other topic is refused with `TopicDisallowed`.
+    pub fn allow_bundle(mut self, bundle_id: impl Into<String>) -> Self {
+        self.allowed_bundles
+            .get_or_insert_with(HashSet::new)
+            .insert(bundle_id.into());
+        self
     }
 
     /// Accepts tokens whose `kid` is `key_id`, verified with `key`.
@@ -98,55 +143,89 @@ impl ServiceConfig {
     }
 }
 
+/// Provider tokens seen so far.
+#[derive(Debug, Default)]
+struct Verified {
+    /// Tokens whose signature verified: the token → its key id and `iat`.
+    tokens: HashMap<Box<str>, (Arc<str>, u64)>,
+    /// The newest `iat` accepted per key id.
+    latest: HashMap<Arc<str>, u64>,
+}
+
+/// Verified tokens kept at most; past it, expired ones are forgotten.
+const VERIFIED_LIMIT: usize = 1024;
+
 /// State shared by every connection.
 #[derive(Debug)]
 struct Shared {
     config: ServiceConfig,
     devices: ServiceDevices,
     faults: Mutex<VecDeque<ApnsError>>,
+    verified: Mutex<Verified>,
+    /// Bumped to send GOAWAY everywhere and end device links.
+    goaway: watch::Sender<u64>,
+    next_link: AtomicU64,
     requests: AtomicU64,
     delivered: AtomicU64,
     connections: AtomicU64,
 }
+
+/// A connection's key id: the one of its first provider token.
+type ConnectionKey = Mutex<Option<Arc<str>>>;
 
 /// A running push service. Dropping it stops accepting connections.
 #[derive(Debug)]
 pub struct PushService {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    goaway: watch::Sender<u64>,
     accept: JoinHandle<()>,
 }
 
 impl Drop for PushService {
     fn drop(&mut self) {
         self.accept.abort();
-        self.goaway.send_modify(|g| *g += 1);
+        self.shared.goaway.send_modify(|g| *g += 1);
+        self.shared.devices.unlink_all();
     }
 }
 
 impl PushService {
     /// Listens on `addr` (port 0 picks one) and serves until dropped.
+    /// With a store, starts from the tokens it holds; a store that cannot
+    /// be read is an `InvalidData` error and is left untouched.
     pub async fn bind(addr: SocketAddr, config: ServiceConfig) -> std::io::Result<PushService> {
+        let devices = match &config.store {
+            Some(path) => ServiceDevices::open(config.clock.clone(), path)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?,
+            None => ServiceDevices::new(config.clock.clone()),
+        };
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
-        let devices = ServiceDevices::new(config.clock.clone());
+        let (goaway, _) = watch::channel(0u64);
         let shared = Arc::new(Shared {
             config,
             devices,
             faults: Mutex::default(),
+            verified: Mutex::default(),
+            goaway,
+            next_link: AtomicU64::new(0),
             requests: AtomicU64::new(0),
             delivered: AtomicU64::new(0),
             connections: AtomicU64::new(0),
         });
-        let (goaway, _) = watch::channel(0u64);
-        let accept = tokio::spawn(accept_loop(listener, shared.clone(), goaway.clone()));
+        let accept = tokio::spawn(accept_loop(listener, shared.clone()));
         Ok(PushService {
             shared,
             local_addr,
-            goaway,
             accept,
         })
+    }
+
+    /// Stops as dropping does, and returns once the listening socket is
+    /// closed, so a restarted service can bind the same address.
+    pub async fn shutdown(mut self) {
+        self.accept.abort();
+        let _ = (&mut self.accept).await;
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -182,9 +261,10 @@ impl PushService {
     }
 
     /// Sends GOAWAY on every open connection; in-flight streams finish,
-    /// clients must reconnect for new ones.
+    /// device links end, clients and devices must reconnect.
     pub fn goaway_all(&self) {
-        self.goaway.send_modify(|g| *g += 1);
+        self.shared.goaway.send_modify(|g| *g += 1);
+        self.shared.devices.unlink_all();
     }
 
     /// Requests answered so far (any status).
@@ -203,7 +283,7 @@ impl PushService {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, goaway: watch::Sender<u64>) {
+async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     loop {
         let Ok((tcp, _peer)) = listener.accept().await else {
             // EMFILE and friends: back off instead of spinning.
@@ -212,7 +292,8 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>, goaway: watch::
         };
         let _ = tcp.set_nodelay(true);
         shared.connections.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(serve_connection(tcp, shared.clone(), goaway.subscribe()));
+        let goaway = shared.goaway.subscribe();
+        tokio::spawn(serve_connection(tcp, shared.clone(), goaway));
     }
 }
 
@@ -234,13 +315,17 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let max_streams = shared.config.max_concurrent_streams;
+    let key: Arc<ConnectionKey> = Arc::default();
     let service = service_fn(move |req| {
-        let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(&shared, req).await) }
+        let (shared, key) = (shared.clone(), key.clone());
+        async move { Ok::<_, Infallible>(handle(&shared, &key, req).await) }
     });
     let conn = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
         .timer(TokioTimer::new())
         .max_concurrent_streams(max_streams)
+        // A device whose network vanished is noticed, and its link ended.
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .keep_alive_timeout(Duration::from_secs(10))
         .serve_connection(io, service);
     tokio::pin!(conn);
     goaway.mark_unchanged();
@@ -251,8 +336,33 @@ where
     let _ = conn.await;
 }
 
-/// One request, top to bottom.
-async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>> {
+/// One request, top to bottom: a device opening its link, or a push.
+async fn handle(
+    shared: &Arc<Shared>,
+    key: &ConnectionKey,
+    req: Request<Incoming>,
+) -> Response<ServiceBody> {
+    if req.uri().path() == CONNECT_PATH && req.method() == Method::POST {
+        let (parts, body) = req.into_parts();
+        return match link::device_id(&parts.headers) {
+            Ok(device) => {
+                let mut response = Response::new(link::open(shared, device, body));
+                response.headers_mut().insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-ndjson"),
+                );
+                response
+            }
+            Err(refused) => {
+                let mut response = Response::new(ServiceBody::Full(Some(refused.body())));
+                *response.status_mut() = StatusCode::UNAUTHORIZED;
+                response
+                    .headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                response
+            }
+        };
+    }
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
     let apns_id = header(&parts.headers, "apns-id")
@@ -270,19 +380,27 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
             return Err((forced, None));
         }
         let token = route(&parts.method, parts.uri.path()).map_err(|e| (e, None))?;
-        authenticate(&shared.config, &parts.headers).map_err(|e| (e, None))?;
+        authenticate(shared, key, &parts.headers).map_err(|e| (e, None))?;
         let body = Limited::new(body, BODY_READ_LIMIT)
             .collect()
             .await
             .map_err(|_| (ApnsError::PayloadTooLarge, None))?
             .to_bytes();
         let request = validate(token, &parts.headers, &body).map_err(|e| (e, None))?;
+        if let Some(allowed) = &shared.config.allowed_bundles {
+            let topic = request.topic();
+            if !allowed.contains(topic.strip_suffix(".voip").unwrap_or(topic)) {
+                return Err((ApnsError::TopicDisallowed, None));
+            }
+        }
         let push = Push {
             apns_id,
             topic: request.topic().to_owned(),
             push_type: request.push_type(),
             priority: request.priority(),
             collapse_id: request.collapse_id().map(str::to_owned),
+            expiration: request.expiration(),
+            accepted_at: shared.config.clock.unix_millis(),
             payload: body,
         };
         match shared.devices.deliver(request.device_token(), push).error() {
@@ -304,9 +422,9 @@ async fn handle(shared: &Shared, req: Request<Incoming>) -> Response<Full<Bytes>
     }
 }
 
-fn respond(status: StatusCode, apns_id: Uuid, body: Bytes) -> Response<Full<Bytes>> {
+fn respond(status: StatusCode, apns_id: Uuid, body: Bytes) -> Response<ServiceBody> {
     let json = !body.is_empty();
-    let mut response = Response::new(Full::new(body));
+    let mut response = Response::new(ServiceBody::Full(json.then_some(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     if let Ok(id) = HeaderValue::from_str(&apns_id.hyphenated().to_string()) {
@@ -344,17 +462,67 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Apn
     Ok(Some(first.to_str().unwrap_or("\u{fffd}")))
 }
 
-/// `authorization: bearer <provider token>`, verified as APNs does.
-fn authenticate(config: &ServiceConfig, headers: &HeaderMap) -> Result<(), ApnsError> {
+/// `authorization: bearer <provider token>`, verified as APNs does: the
+/// signature once per token, its age every time, the 20-minute floor on
+/// new tokens per key, and one key id per connection.
+fn authenticate(
+    shared: &Shared,
+    key: &ConnectionKey,
+    headers: &HeaderMap,
+) -> Result<(), ApnsError> {
+    let config = &shared.config;
     let value = header(headers, AUTHORIZATION.as_str())?.ok_or(ApnsError::MissingProviderToken)?;
     let jwt = value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, jwt)| jwt.trim())
         .ok_or(ApnsError::InvalidProviderToken)?;
-    verify_provider_token(jwt, &config.keys, &config.team_id, config.clock.unix_secs())
-        .map(|_| ())
-        .map_err(|e| e.apns_error())
+    let now = config.clock.unix_secs();
+    let lock = || shared.verified.lock().unwrap_or_else(|e| e.into_inner());
+    let cached = lock().tokens.get(jwt).cloned();
+    let kid = match cached {
+        Some((kid, iat)) => {
+            if now.saturating_sub(iat) > MAX_TOKEN_AGE {
+                return Err(ApnsError::ExpiredProviderToken);
+            }
+            kid
+        }
+        None => {
+            let (kid, claims) = verify_with_key_id(jwt, &config.keys, &config.team_id, now)
+                .map_err(|e| e.apns_error())?;
+            let mut verified = lock();
+            let kid: Arc<str> = match verified.latest.get_key_value(kid.as_str()) {
+                Some((k, _)) => k.clone(),
+                None => kid.into(),
+            };
+            let latest = verified.latest.entry(kid.clone()).or_insert(claims.iat);
+            if claims.iat > *latest {
+                if claims.iat - *latest < MIN_REFRESH_INTERVAL {
+                    return Err(ApnsError::TooManyProviderTokenUpdates);
+                }
+                *latest = claims.iat;
+            }
+            if verified.tokens.len() >= VERIFIED_LIMIT {
+                verified
+                    .tokens
+                    .retain(|_, (_, iat)| now.saturating_sub(*iat) <= MAX_TOKEN_AGE);
+                if verified.tokens.len() >= VERIFIED_LIMIT {
+                    verified.tokens.clear();
+                }
+            }
+            verified
+                .tokens
+                .insert(jwt.into(), (kid.clone(), claims.iat));
+            kid
+        }
+    };
+    let mut pinned = key.lock().unwrap_or_else(|e| e.into_inner());
+    match &*pinned {
+        None => *pinned = Some(kid),
+        Some(first) if *first != kid => return Err(ApnsError::UnrelatedKeyIdInToken),
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// The `apns-*` headers and body, through the same rules the client
