@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip"
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip\n  callkit-voip user add alice --password wonderland"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +33,11 @@ enum Command {
     Sip {
         #[command(subcommand)]
         cmd: cli::sip::SipCommand,
+    },
+    /// Accounts of the SIP server: add, delete, list.
+    User {
+        #[command(subcommand)]
+        cmd: cli::user::UserCommand,
     },
 }
 
@@ -60,6 +65,7 @@ fn run() -> anyhow::Result<ExitCode> {
         Command::Directory { cmd } => cli::directory::run(cmd),
         Command::PushService(args) => cli::push_service::run(args),
         Command::Sip { cmd } => cli::sip::run(cmd),
+        Command::User { cmd } => cli::user::run(cmd),
         Command::Simulate(args) => {
             print!("{}", cli::simulate::run(args)?);
             Ok(ExitCode::SUCCESS)

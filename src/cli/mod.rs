@@ -4,3 +4,4 @@ pub mod directory;
 pub mod push_service;
 pub mod simulate;
 pub mod sip;
+pub mod user;
