@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip\n  callkit-voip user add alice --password wonderland"
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip\n  callkit-voip user add alice --password wonderland\n  callkit-voip server"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,6 +27,8 @@ enum Command {
     },
     /// Serve APNs's provider API locally (TLS or h2c), with optional devices that print the pushes they receive.
     PushService(cli::push_service::PushServiceArgs),
+    /// Run the SIP registrar and proxy that wakes phones with VoIP pushes (RFC 8599).
+    Server(cli::server::ServerArgs),
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
     Simulate(cli::simulate::SimulateArgs),
     /// SIP tools: parse a message and print its canonical form.
@@ -64,6 +66,7 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
         Command::PushService(args) => cli::push_service::run(args),
+        Command::Server(args) => cli::server::run(args),
         Command::Sip { cmd } => cli::sip::run(cmd),
         Command::User { cmd } => cli::user::run(cmd),
         Command::Simulate(args) => {

@@ -3,6 +3,7 @@
 pub mod auth;
 pub mod bucket;
 pub mod config;
+pub mod driver;
 pub mod metrics;
 pub mod pn;
 pub mod proxy;
