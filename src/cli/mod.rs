@@ -3,5 +3,7 @@
 pub mod directory;
 pub mod push_device;
 pub mod push_service;
+pub mod server;
 pub mod simulate;
 pub mod sip;
+pub mod user;
