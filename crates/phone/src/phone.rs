@@ -628,7 +628,14 @@ impl<D: Clone + std::fmt::Debug> Phone<D> {
                     self.send_hold_if_needed(now, uuid);
                 }
             }
-            UaEvent::Ended { .. } | UaEvent::Response { .. } | UaEvent::Timeout { .. } => {}
+            UaEvent::Ended { call, .. } => {
+                // Not our hang-up (that forgot the call first): the UA gave
+                // up on a 2xx that was never acknowledged.
+                if let Some(uuid) = self.uuid_of(&call) {
+                    self.end_leg(now, uuid, CallEndedReason::Failed);
+                }
+            }
+            UaEvent::Response { .. } | UaEvent::Timeout { .. } => {}
         }
     }
 
