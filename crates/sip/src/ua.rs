@@ -42,6 +42,11 @@ pub struct UaConfig {
     /// Challenge new requests from others (INVITE, REGISTER, OPTIONS…)
     /// and accept only those with valid credentials.
     pub authenticate: Option<std::sync::Arc<UaAuth>>,
+    /// Answer a re-INVITE within a call ourselves (200, no body: the call
+    /// goes on unchanged). Off, the application gets [`UaEvent::Reinvite`]
+    /// and answers with [`UserAgent::answer_reinvite`] — a phone must, to
+    /// answer the offer of a hold or resume.
+    pub answer_reinvites: bool,
 }
 
 /// The digest server and the users it accepts.
@@ -66,6 +71,7 @@ impl UaConfig {
             timers: Timers::default(),
             credentials: None,
             authenticate: None,
+            answer_reinvites: true,
         }
     }
 }
@@ -126,6 +132,24 @@ pub enum UaEvent {
         by_remote: bool,
         reason: Option<String>,
     },
+    /// The far side re-INVITEs an established call (hold, resume, a new
+    /// offer); answer with [`UserAgent::answer_reinvite`]. Only when
+    /// [`UaConfig::answer_reinvites`] is off.
+    Reinvite {
+        call: CallId,
+        request: Message,
+    },
+    /// Our re-INVITE ([`UserAgent::reinvite`]) was accepted; the ACK has gone out.
+    ReinviteAnswered {
+        call: CallId,
+        response: Message,
+    },
+    /// Our re-INVITE was refused or timed out (408); the call goes on as it was.
+    ReinviteFailed {
+        call: CallId,
+        code: u16,
+        reason: String,
+    },
     /// A final response to a non-INVITE request we sent (OPTIONS, BYE…).
     Response {
         method: Method,
@@ -155,6 +179,16 @@ struct CallState {
     ok: Option<(Message, ServerTxId, Instant, Duration, Instant)>,
     answered: bool,
     auth_attempts: u8,
+    /// The far side's re-INVITE we have not answered yet.
+    reinvite: Option<(ServerTxId, Message)>,
+}
+
+/// Our re-INVITE in flight.
+#[derive(Debug)]
+struct Reinvite {
+    call: CallId,
+    seq: u32,
+    answered: bool,
 }
 
 #[derive(Debug)]
@@ -164,6 +198,14 @@ struct Registration<D> {
     reliable: bool,
     call_id: String,
     from_tag: String,
+    /// Our contact URI as registered, with any parameters (RFC 8599 push
+    /// parameters ride on it).
+    contact_uri: String,
+    /// Contact header parameters after the URI (`;+sip.pnsreg`…).
+    contact_params: String,
+    /// A contact replaced by [`UserAgent::update_registration`]: the next
+    /// REGISTER removes it (`expires=0`).
+    replaced: Option<String>,
     cseq: u32,
     expires: u32,
     refresh_at: Option<Instant>,
@@ -232,6 +274,7 @@ pub struct UserAgent<D> {
     rng: u64,
     calls: HashMap<CallId, CallState>,
     client_tx: HashMap<ClientTxId, (Option<CallId>, Method, Option<RegId>)>,
+    reinvites: HashMap<ClientTxId, Reinvite>,
     server_invites: HashMap<ServerTxId, CallId>,
     regs: HashMap<RegId, Registration<D>>,
     next_reg: u64,
@@ -255,6 +298,7 @@ impl<D: Clone + Debug> UserAgent<D> {
             resolve,
             calls: HashMap::new(),
             client_tx: HashMap::new(),
+            reinvites: HashMap::new(),
             server_invites: HashMap::new(),
             regs: HashMap::new(),
             next_reg: 1,
@@ -379,12 +423,69 @@ impl<D: Clone + Debug> UserAgent<D> {
 
     /// Registers our contact at `registrar` (a SIP URI) and keeps it refreshed.
     pub fn register(&mut self, now: Instant, registrar: &str, expires: u32) -> Option<RegId> {
-        let r = self.register_inner(now, registrar, expires);
+        self.register_with(now, registrar, expires, "", "")
+    }
+
+    /// Registers our contact with extra URI parameters (`;pn-provider=apns;…`,
+    /// RFC 8599 §4.1.1) and Contact header parameters (`;+sip.pnsreg`), and
+    /// keeps it refreshed.
+    pub fn register_with(
+        &mut self,
+        now: Instant,
+        registrar: &str,
+        expires: u32,
+        uri_params: &str,
+        contact_params: &str,
+    ) -> Option<RegId> {
+        let r = self.register_inner(now, registrar, expires, uri_params, contact_params);
         self.pump(now);
         r
     }
 
-    fn register_inner(&mut self, now: Instant, registrar: &str, expires: u32) -> Option<RegId> {
+    /// Changes what a registration binds (a new push token) and registers
+    /// at once; a changed contact URI replaces the old one, which the same
+    /// REGISTER removes with `expires=0`. Unchanged parameters just refresh.
+    pub fn update_registration(
+        &mut self,
+        now: Instant,
+        reg: RegId,
+        uri_params: &str,
+        contact_params: &str,
+    ) -> bool {
+        let contact_uri = format!("{}{uri_params}", self.config.contact);
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return false;
+        };
+        if r.contact_uri != contact_uri {
+            r.replaced = Some(std::mem::replace(&mut r.contact_uri, contact_uri));
+        }
+        r.contact_params = contact_params.to_owned();
+        r.refresh_at = None;
+        self.send_register(now, reg);
+        self.pump(now);
+        true
+    }
+
+    /// Refreshes a registration now (a phone woken by a push tells the
+    /// registrar it is reachable again).
+    pub fn refresh_registration(&mut self, now: Instant, reg: RegId) -> bool {
+        let Some(r) = self.regs.get_mut(&reg) else {
+            return false;
+        };
+        r.refresh_at = None;
+        self.send_register(now, reg);
+        self.pump(now);
+        true
+    }
+
+    fn register_inner(
+        &mut self,
+        now: Instant,
+        registrar: &str,
+        expires: u32,
+        uri_params: &str,
+        contact_params: &str,
+    ) -> Option<RegId> {
         let (dest, reliable) = (self.resolve)(registrar)?;
         let reg = RegId(self.next_reg);
         self.next_reg += 1;
@@ -398,6 +499,9 @@ impl<D: Clone + Debug> UserAgent<D> {
                 reliable,
                 call_id,
                 from_tag,
+                contact_uri: format!("{}{uri_params}", self.config.contact),
+                contact_params: contact_params.to_owned(),
+                replaced: None,
                 cseq: 0,
                 expires,
                 refresh_at: None,
@@ -436,9 +540,14 @@ impl<D: Clone + Debug> UserAgent<D> {
         let cseq = r.cseq + 1;
         let to = format!("<{}>", self.config.aor);
         let authorization = r.authorization.clone();
-        let mut b = self
-            .base_request(Method::Register, &registrar, &to, &call_id, &tag, cseq)
-            .header("Expires", expires.to_string());
+        let contact = format!("<{}>{}", r.contact_uri, r.contact_params);
+        let replaced = r.replaced.clone();
+        let mut b = self.base_request(Method::Register, &registrar, &to, &call_id, &tag, cseq);
+        b.set("Contact", contact);
+        if let Some(old) = replaced {
+            b = b.header("Contact", format!("<{old}>;expires=0"));
+        }
+        b = b.header("Expires", expires.to_string());
         if let Some((name, value)) = authorization {
             b = b.header(name.as_str(), value);
         }
@@ -497,6 +606,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                 ok: None,
                 answered: false,
                 auth_attempts: 0,
+                reinvite: None,
             },
         );
         Some(call)
@@ -602,6 +712,108 @@ impl<D: Clone + Debug> UserAgent<D> {
             },
             (Role::Callee, _) => self.reject(now, call, 603),
         }
+    }
+
+    /// Sends a new offer within an established call (hold: `a=sendonly`,
+    /// resume: `a=sendrecv`; RFC 3261 §14). The answer comes as
+    /// [`UaEvent::ReinviteAnswered`] or [`UaEvent::ReinviteFailed`]. False
+    /// when the call is not established, or while a re-INVITE of ours is
+    /// still unanswered (§14.1: one at a time).
+    pub fn reinvite(&mut self, now: Instant, call: &CallId, sdp: Bytes) -> bool {
+        let r = self.reinvite_inner(now, call, sdp);
+        self.pump(now);
+        r
+    }
+
+    fn reinvite_inner(&mut self, now: Instant, call: &CallId, sdp: Bytes) -> bool {
+        if self
+            .reinvites
+            .values()
+            .any(|r| r.call == *call && !r.answered)
+        {
+            return false;
+        }
+        let branch = self.branch();
+        let contact = format!("<{}>", self.config.contact);
+        let Some(dialog) = self
+            .calls
+            .get_mut(call)
+            .and_then(|c| c.dialog.as_mut())
+            .filter(|d| d.state == DialogState::Confirmed)
+        else {
+            return false;
+        };
+        let built = dialog
+            .request(Method::Invite, &self.config.via, &branch)
+            .header("Contact", contact)
+            .header("User-Agent", self.config.user_agent.clone())
+            .header("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, UPDATE")
+            .body("application/sdp", sdp)
+            .build();
+        let (seq, target) = (dialog.local_seq, dialog.next_hop());
+        let (Ok(request), Some((dest, reliable))) = (built, (self.resolve)(&target)) else {
+            return false;
+        };
+        match self.tl.send_request(now, request, dest, reliable) {
+            Ok(tx) => {
+                let call = call.clone();
+                self.reinvites.insert(
+                    tx,
+                    Reinvite {
+                        call,
+                        seq,
+                        answered: false,
+                    },
+                );
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Answers the far side's re-INVITE ([`UaEvent::Reinvite`]): 200 with
+    /// our answer to its offer, or an error code (488, 491…).
+    pub fn answer_reinvite(
+        &mut self,
+        now: Instant,
+        call: &CallId,
+        code: u16,
+        sdp: Option<Bytes>,
+    ) -> bool {
+        let r = self.answer_reinvite_inner(now, call, code, sdp);
+        self.pump(now);
+        r
+    }
+
+    fn answer_reinvite_inner(
+        &mut self,
+        now: Instant,
+        call: &CallId,
+        code: u16,
+        sdp: Option<Bytes>,
+    ) -> bool {
+        let contact = format!("<{}>", self.config.contact);
+        let t1 = self.config.timers.t1;
+        let Some(c) = self.calls.get_mut(call) else {
+            return false;
+        };
+        let Some((tx, request)) = c.reinvite.take() else {
+            return false;
+        };
+        let mut b = MessageBuilder::response_to(&request, code, None)
+            .header("Contact", contact)
+            .header("User-Agent", self.config.user_agent.clone());
+        if let Some(sdp) = sdp {
+            b = b.body("application/sdp", sdp);
+        }
+        let Ok(response) = b.build() else {
+            return false;
+        };
+        if (200..300).contains(&code) {
+            // Retransmitted until the ACK, like the first 2xx (§13.3.1.4).
+            c.ok = Some((response.clone(), tx, now + t1, t1, now + t1 * 64));
+        }
+        self.tl.send_response(now, tx, response).is_ok()
     }
 
     /// Sends OPTIONS to `target` (a keep-alive or capability query).
@@ -730,6 +942,15 @@ impl<D: Clone + Debug> UserAgent<D> {
             | TransactionEvent::TransportError {
                 id: TxId::Client(id),
             } => {
+                if let Some(r) = self.reinvites.remove(&id) {
+                    if !r.answered {
+                        self.events.push_back(UaEvent::ReinviteFailed {
+                            call: r.call,
+                            code: 408,
+                            reason: "Request Timeout".into(),
+                        });
+                    }
+                }
                 if let Some((call, method, reg)) = self.client_tx.remove(&id) {
                     if let Some(reg) = reg {
                         self.events.push_back(UaEvent::RegistrationFailed {
@@ -750,6 +971,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                 id: TxId::Client(id),
             } => {
                 self.client_tx.remove(&id);
+                self.reinvites.remove(&id);
             }
             TransactionEvent::Terminated {
                 id: TxId::Server(id),
@@ -839,6 +1061,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                         ok: None,
                         answered: false,
                         auth_attempts: 0,
+                        reinvite: None,
                     },
                 );
                 self.events
@@ -878,6 +1101,22 @@ impl<D: Clone + Debug> UserAgent<D> {
                 None => self.respond(now, id, &request, 481),
             },
             Method::Options => self.respond(now, id, &request, 200),
+            Method::Invite if !self.config.answer_reinvites => {
+                match self.receive_in_dialog(&call, &request) {
+                    Some(Ok(())) => {
+                        let c = self.calls.get_mut(&call).expect("in a dialog");
+                        if c.reinvite.is_some() || c.ok.is_some() {
+                            // One offer at a time (RFC 3261 §14.2).
+                            self.respond(now, id, &request, 491);
+                            return;
+                        }
+                        c.reinvite = Some((id, request.clone()));
+                        self.events.push_back(UaEvent::Reinvite { call, request });
+                    }
+                    Some(Err(e)) => self.respond(now, id, &request, e.status_code()),
+                    None => self.respond(now, id, &request, 481),
+                }
+            }
             Method::Invite | Method::Info | Method::Update => {
                 // In-dialog requests this small UA accepts without changing anything.
                 match self.receive_in_dialog(&call, &request) {
@@ -899,6 +1138,10 @@ impl<D: Clone + Debug> UserAgent<D> {
     }
 
     fn on_response(&mut self, now: Instant, id: ClientTxId, response: Message) {
+        if self.reinvites.contains_key(&id) {
+            self.on_reinvite_response(now, id, response);
+            return;
+        }
         let Some((call, method, reg)) = self.client_tx.get(&id).cloned() else {
             return;
         };
@@ -969,6 +1212,43 @@ impl<D: Clone + Debug> UserAgent<D> {
         }
     }
 
+    fn on_reinvite_response(&mut self, now: Instant, id: ClientTxId, response: Message) {
+        let code = response.status().unwrap_or(0);
+        if code < 200 {
+            return;
+        }
+        let Some(r) = self.reinvites.get_mut(&id) else {
+            return;
+        };
+        let (call, seq, first) = (r.call.clone(), r.seq, !r.answered);
+        r.answered = true;
+        if code >= 300 {
+            self.reinvites.remove(&id);
+            let reason = response.reason_phrase().unwrap_or_default().to_owned();
+            self.events
+                .push_back(UaEvent::ReinviteFailed { call, code, reason });
+            return;
+        }
+        // Every 2xx (retransmissions too) gets its ACK; the event comes once.
+        let branch = self.branch();
+        let Some(dialog) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) else {
+            return;
+        };
+        dialog.receive_target_refresh_response(&response);
+        let target = dialog.next_hop();
+        if let (Ok(ack), Some((dest, _))) = (
+            dialog.ack(seq, &self.config.via, &branch).build(),
+            (self.resolve)(&target),
+        ) {
+            self.tl.send_ack(&ack, dest);
+            self.pump(now);
+        }
+        if first {
+            self.events
+                .push_back(UaEvent::ReinviteAnswered { call, response });
+        }
+    }
+
     /// Resends an INVITE that was challenged, with credentials, the next
     /// CSeq and a new branch (§22.2).
     fn retry_invite_with_auth(&mut self, now: Instant, call: &CallId, challenge: &Message) -> bool {
@@ -1018,11 +1298,12 @@ impl<D: Clone + Debug> UserAgent<D> {
         };
         if (200..300).contains(&code) {
             r.auth_attempts = 0;
+            r.replaced = None;
             // The registrar may shorten the interval: its Contact expires wins.
             let granted = match response.contact() {
                 Some(crate::header::ContactValue::Addresses(a)) => a
                     .iter()
-                    .find(|c| c.uri.to_string() == self.config.contact)
+                    .find(|c| c.uri.to_string() == r.contact_uri)
                     .and_then(|c| c.expires())
                     .or_else(|| response.expires()),
                 _ => response.expires(),

@@ -9,22 +9,31 @@ use sip::{HeaderName, Message, MessageBuilder, Method};
 
 type Ua = UserAgent<&'static str>;
 
-fn ua(name: &'static str, seed: u64) -> Ua {
+fn config(name: &'static str, seed: u64) -> UaConfig {
     let mut config = UaConfig::new(
         format!("sip:{name}@example.com"),
         format!("sip:{name}@{name}.host:5060"),
         format!("UDP {name}.host:5060"),
     );
     config.seed = seed;
-    UserAgent::new(
-        config,
-        Box::new(|uri: &str| {
-            ["alice", "bob", "registrar"]
-                .into_iter()
-                .find(|n| uri.contains(n))
-                .map(|n| (n, false))
-        }),
-    )
+    config
+}
+
+fn bob_config() -> UaConfig {
+    config("bob", 2)
+}
+
+fn resolver() -> sip::ua::Resolver<&'static str> {
+    Box::new(|uri: &str| {
+        ["alice", "bob", "registrar"]
+            .into_iter()
+            .find(|n| uri.contains(n))
+            .map(|n| (n, false))
+    })
+}
+
+fn ua(name: &'static str, seed: u64) -> Ua {
+    UserAgent::new(config(name, seed), resolver())
 }
 
 struct Net {
@@ -450,4 +459,133 @@ fn rfc4475_application_layer_refusals() {
     bob.handle_message(Instant::now(), msg, "alice", false);
     let answer = Message::parse(bob.poll_transmit().unwrap().bytes).unwrap();
     assert_eq!(answer.status(), Some(200));
+}
+
+/// Alice calls bob, who answers; the call is established.
+fn established(net: &mut Net) -> sip::ua::CallId {
+    let now = net.now;
+    let call = net
+        .alice
+        .invite(now, "sip:bob@bob.host:5060", Some(sdp("sendrecv")))
+        .unwrap();
+    net.settle();
+    let now = net.now;
+    assert!(net.bob.answer(now, &call, 200, Some(sdp("sendrecv"))));
+    net.settle();
+    call
+}
+
+fn sdp(direction: &str) -> bytes::Bytes {
+    format!("v=0\r\na={direction}\r\n").into()
+}
+
+#[test]
+fn a_reinvite_puts_the_call_on_hold_and_the_callee_answers_it() {
+    let mut net = Net::new();
+    let mut config = bob_config();
+    config.answer_reinvites = false;
+    net.bob = UserAgent::new(config, resolver());
+    let call = established(&mut net);
+    net.log.clear();
+    let now = net.now;
+    assert!(net.alice.reinvite(now, &call, sdp("sendonly")));
+    assert!(
+        !net.alice.reinvite(now, &call, sdp("sendrecv")),
+        "one re-INVITE at a time"
+    );
+    let (_, b) = net.settle();
+    let [UaEvent::Reinvite { call: c, request }] = &b[..] else {
+        panic!("bob is asked: {b:?}")
+    };
+    assert_eq!((c, request.body()), (&call, sdp("sendonly")));
+    assert_eq!(request.cseq().unwrap().seq, 2, "the dialog's next CSeq");
+    let now = net.now;
+    assert!(net
+        .bob
+        .answer_reinvite(now, &call, 200, Some(sdp("recvonly"))));
+    let (a, b) = net.settle();
+    let [UaEvent::ReinviteAnswered { response, .. }] = &a[..] else {
+        panic!("alice hears the answer: {a:?}")
+    };
+    assert_eq!(response.body(), sdp("recvonly"));
+    assert!(matches!(&b[..], [UaEvent::Confirmed { .. }]), "{b:?}");
+    assert_eq!(
+        net.ladder(),
+        ["alice→ INVITE", "bob→ 200", "alice→ ACK"],
+        "the re-INVITE, its 200 and the ACK with the re-INVITE's CSeq"
+    );
+    // A refused re-INVITE leaves the call as it was.
+    let now = net.now;
+    assert!(net.alice.reinvite(now, &call, sdp("sendrecv")));
+    net.settle();
+    let now = net.now;
+    assert!(net.bob.answer_reinvite(now, &call, 488, None));
+    let (a, _) = net.settle();
+    assert!(
+        matches!(&a[..], [UaEvent::ReinviteFailed { code: 488, .. }]),
+        "{a:?}"
+    );
+    let now = net.now;
+    assert!(net.alice.hangup(now, &call, None));
+    let (_, b) = net.settle();
+    assert!(matches!(
+        &b[..],
+        [UaEvent::Ended {
+            by_remote: true,
+            ..
+        }]
+    ));
+}
+
+#[test]
+fn by_default_a_reinvite_is_accepted_without_asking() {
+    let mut net = Net::new();
+    let call = established(&mut net);
+    let now = net.now;
+    assert!(net.alice.reinvite(now, &call, sdp("sendonly")));
+    let (a, b) = net.settle();
+    assert!(
+        matches!(&a[..], [UaEvent::ReinviteAnswered { .. }]),
+        "{a:?}"
+    );
+    assert!(b.is_empty(), "{b:?}");
+}
+
+#[test]
+fn a_registration_carries_push_parameters_and_replaces_its_contact_on_update() {
+    let mut alice = ua("alice", 7);
+    let t0 = Instant::now();
+    let reg = alice
+        .register_with(
+            t0,
+            "sip:registrar.example.com",
+            600,
+            ";pn-provider=apns;pn-prid=aa11",
+            ";+sip.pnsreg",
+        )
+        .unwrap();
+    let first = Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    assert_eq!(
+        first.headers(HeaderName::Contact).collect::<Vec<_>>(),
+        ["<sip:alice@alice.host:5060;pn-provider=apns;pn-prid=aa11>;+sip.pnsreg"]
+    );
+    assert!(alice.update_registration(t0, reg, ";pn-provider=apns;pn-prid=bb22", ";+sip.pnsreg"));
+    let second = Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    assert_eq!(
+        second.headers(HeaderName::Contact).collect::<Vec<_>>(),
+        [
+            "<sip:alice@alice.host:5060;pn-provider=apns;pn-prid=bb22>;+sip.pnsreg",
+            "<sip:alice@alice.host:5060;pn-provider=apns;pn-prid=aa11>;expires=0"
+        ],
+        "the new token is bound and the old one removed in one REGISTER"
+    );
+    assert_eq!(second.call_id(), first.call_id());
+    assert!(second.cseq().unwrap().seq > first.cseq().unwrap().seq);
+    assert!(alice.refresh_registration(t0, reg));
+    let third = Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    assert_eq!(
+        third.headers(HeaderName::Contact).count(),
+        2,
+        "until a 2xx, the removal is repeated"
+    );
 }
