@@ -13,6 +13,7 @@ pub mod codec;
 pub mod dtmf;
 pub mod goertzel;
 pub mod jitter;
+pub mod opus;
 pub mod pipeline;
 pub mod rtp;
 pub mod sdp;
