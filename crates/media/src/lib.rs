@@ -11,6 +11,7 @@ pub use g711::G711;
 pub mod audio;
 pub mod codec;
 pub mod dtmf;
+pub mod engine;
 pub mod goertzel;
 pub mod jitter;
 pub mod opus;

@@ -35,7 +35,11 @@ pub struct UdpSession {
 impl UdpSession {
     /// Binds `local` and runs `session` on it until closed or dropped.
     pub async fn bind(local: SocketAddr, session: RtpSession) -> io::Result<Self> {
-        let socket = UdpSocket::bind(local).await?;
+        Self::from_socket(UdpSocket::bind(local).await?, session)
+    }
+
+    /// Runs `session` on a socket bound earlier (its port went into the SDP).
+    pub fn from_socket(socket: UdpSocket, session: RtpSession) -> io::Result<Self> {
         let local = socket.local_addr()?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
