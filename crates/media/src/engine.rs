@@ -22,6 +22,7 @@ use crate::g711::G711;
 use crate::jitter::{JitterConfig, JitterStats};
 use crate::opus::{OpusDecoder, OpusEncoder, OpusSetupError};
 use crate::pipeline::{AudioReceiver, AudioSender, PipelineError};
+use crate::resample::{ResampleError, ResampledSink, ResampledSource};
 use crate::rtp::{
     Event, OutgoingRtp, ReceptionStats, RemoteReport, RtpSession, SessionConfig, UdpSession,
 };
@@ -36,6 +37,8 @@ pub enum EngineError {
     Pipeline(#[from] PipelineError),
     #[error(transparent)]
     Opus(#[from] OpusSetupError),
+    #[error(transparent)]
+    Resample(#[from] ResampleError),
     #[error("RTP socket: {0}")]
     Io(#[from] io::Error),
 }
@@ -86,15 +89,27 @@ impl MediaEngine {
         }
         let negotiated = call.negotiated.clone();
         let frame = negotiated.ptime;
-        let (encoder, decoder) = codecs(
-            &negotiated,
-            call.source.sample_rate(),
-            call.sink.sample_rate(),
-        )?;
+        // The codec's PCM rate; endpoints at other rates go through a resampler.
+        let pcm_rate = |endpoint: u32| match negotiated.codec {
+            AudioCodec::Pcmu | AudioCodec::Pcma => 8000,
+            AudioCodec::Opus(_) if [8000, 16_000, 48_000].contains(&endpoint) => endpoint,
+            AudioCodec::Opus(_) => 48_000,
+        };
+        let mut source = call.source;
+        let source_rate = pcm_rate(source.sample_rate());
+        if source.sample_rate() != source_rate {
+            source = Box::new(ResampledSource::new(source, source_rate)?);
+        }
+        let mut sink = call.sink;
+        let sink_rate = pcm_rate(sink.sample_rate());
+        if sink.sample_rate() != sink_rate {
+            sink = Box::new(ResampledSink::new(sink, sink_rate)?);
+        }
+        let (encoder, decoder) = codecs(&negotiated, source_rate, sink_rate)?;
         let clock_rate = negotiated.codec.clock_rate();
-        let sender = AudioSender::new(call.source, encoder, frame)?;
+        let sender = AudioSender::new(source, encoder, frame)?;
         let receiver = AudioReceiver::new(
-            call.sink,
+            sink,
             vec![(negotiated.payload_type, decoder)],
             JitterConfig {
                 clock_rate,

@@ -58,6 +58,7 @@ pub mod goertzel;
 pub mod jitter;
 pub mod opus;
 pub mod pipeline;
+pub mod resample;
 pub mod rtp;
 pub mod sdp;
 

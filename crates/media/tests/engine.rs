@@ -92,7 +92,8 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
     let (_alice_system, _, alice_audio) = activated_call();
     let (_bob_system, _, bob_audio) = activated_call();
     let alice_hears = Recording::new(8000);
-    let bob_hears = Recording::new(8000);
+    // Bob's sound card runs at 44.1 kHz in and 48 kHz out: the engine resamples.
+    let bob_hears = Recording::new(48_000);
     let alice = MediaEngine::start(
         alice_audio,
         alice_socket,
@@ -109,7 +110,7 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
         bob_socket,
         CallMedia {
             negotiated: bob_negotiated,
-            source: Box::new(Tone::new(440.0, 12_000, 8000)),
+            source: Box::new(Tone::new(440.0, 12_000, 44_100)),
             sink: Box::new(bob_hears.clone()),
             cname: "bob".into(),
         },
@@ -150,7 +151,7 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
         "Alice should hear Bob's 440 Hz"
     );
     assert!(
-        dominates(&b[1600..], 8000, 1000.0, 440.0),
+        dominates(&b[9600..], 48_000, 1000.0, 440.0),
         "Bob should hear Alice's 1000 Hz"
     );
 }
