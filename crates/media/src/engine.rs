@@ -72,18 +72,33 @@ enum Command {
     Stop,
 }
 
+/// The sockets a call's media runs on, bound before the SDP was made.
+#[derive(Debug)]
+pub struct MediaSockets {
+    pub rtp: UdpSocket,
+    /// Without rtcp-mux: RTCP's own socket (its port in SDP `a=rtcp`).
+    pub rtcp: Option<UdpSocket>,
+}
+
+impl From<UdpSocket> for MediaSockets {
+    fn from(rtp: UdpSocket) -> Self {
+        MediaSockets { rtp, rtcp: None }
+    }
+}
+
 /// Starts call media; see [`MediaEngine::start`].
 #[derive(Debug, Default, Clone, Copy)]
 pub struct MediaEngine;
 
 impl MediaEngine {
-    /// Runs the call's audio on `socket` (bound when the SDP was made) until
-    /// stopped or until the system deactivates `session`.
+    /// Runs the call's audio on `sockets` (bound when the SDP was made)
+    /// until stopped or until the system deactivates `session`.
     pub fn start(
         session: ActiveAudioSession,
-        socket: UdpSocket,
+        sockets: impl Into<MediaSockets>,
         call: CallMedia,
     ) -> Result<RunningCall, EngineError> {
+        let sockets = sockets.into();
         if !session.is_active() {
             return Err(EngineError::SessionInactive);
         }
@@ -123,11 +138,12 @@ impl MediaEngine {
                 cname: call.cname,
                 remote: negotiated.remote,
                 rtcp_mux: negotiated.rtcp_mux,
+                remote_rtcp: negotiated.remote_rtcp,
                 ..SessionConfig::default()
             },
             std::time::Instant::now(),
         );
-        let udp = UdpSession::from_socket(socket, rtp)?;
+        let udp = UdpSession::from_sockets(sockets.rtp, sockets.rtcp, rtp)?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (digit_tx, digits) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(Running {

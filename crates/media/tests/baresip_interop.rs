@@ -1,7 +1,9 @@
 //! Interop with a real softphone: baresip (Debian baresip-core) calls us on
 //! loopback, we answer its real SDP offer with ours, and audio flows both
 //! ways: we hear the 440 Hz it plays from a WAV file, and what it records of
-//! us (its sndfile dump) is our 1000 Hz. The SIP side here is the least a UAS
+//! us (its sndfile dump) is our 1000 Hz. RTCP flows on its own port (our
+//! `a=rtcp`), and baresip's reports on our stream give a round-trip time.
+//! The SIP side here is the least a UAS
 //! needs (200 OK to the INVITE, 200 OK to the BYE); the SIP stack is not
 //! under test.
 
@@ -94,7 +96,7 @@ fn baresip(dir: &Path, sip_port: u16, codec: &str, dial: SocketAddr) -> Peer {
     let child = Command::new("timeout")
         .args(["30", "baresip", "-f"])
         .arg(dir)
-        .args(["-t", "6", "-e"])
+        .args(["-t", "10", "-e"])
         .arg(format!("/dial sip:media@{dial}"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -156,6 +158,8 @@ async fn call_from_baresip(codec: AudioCodec, name: &str) {
     let sip_address = sip.local_addr().unwrap();
     let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let rtp_port = rtp.local_addr().unwrap().port();
+    let rtcp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtcp_port = rtcp.local_addr().unwrap().port();
     let mut peer = baresip(dir.path(), free_udp_port(), name, sip_address);
 
     // The INVITE and its offer.
@@ -177,6 +181,7 @@ async fn call_from_baresip(codec: AudioCodec, name: &str) {
     let offer = Sdp::parse(offer_text).unwrap();
     let mut local = LocalAudio::new(sip_address.ip(), rtp_port);
     local.codecs = vec![codec];
+    local.rtcp_port = Some(rtcp_port);
     let (answer, negotiated) = OfferAnswer::new(local).answer(&offer).unwrap();
     assert_eq!(negotiated.codec, codec);
     let remote = negotiated.remote.expect("baresip gave an RTP address");
@@ -214,11 +219,13 @@ async fn call_from_baresip(codec: AudioCodec, name: &str) {
         SessionConfig {
             remote: Some(remote),
             rtcp_mux: false,
+            remote_rtcp: negotiated.remote_rtcp,
+            rtcp_interval: Duration::from_secs(1),
             ..SessionConfig::default()
         },
         Instant::now().into_std(),
     );
-    let mut udp = UdpSession::from_socket(rtp, session).unwrap();
+    let mut udp = UdpSession::from_sockets(rtp, Some(rtcp), session).unwrap();
     let encoder: Box<dyn AudioEncoder> = Box::new(law);
     let decoder: Box<dyn AudioDecoder> = Box::new(G711Decoder::new(law));
     let mut sender = AudioSender::new(
@@ -235,7 +242,7 @@ async fn call_from_baresip(codec: AudioCodec, name: &str) {
     )
     .unwrap();
     let mut ticks = interval(negotiated.ptime);
-    for _ in 0..150 {
+    for _ in 0..350 {
         ticks.tick().await;
         udp.send(sender.next_packet().unwrap());
         while let Some(event) = udp.try_event() {
@@ -255,6 +262,17 @@ async fn call_from_baresip(codec: AudioCodec, name: &str) {
     sip_task.abort();
 
     let reception = session.reception().expect("baresip's RTP arrived");
+    // baresip got our sender reports (on the a=rtcp port we gave it) and
+    // answered with reports on our stream: loss, jitter, and LSR/DLSR for RTT.
+    let report = session
+        .remote_report()
+        .expect("an RTCP report from baresip");
+    assert_eq!(report.cumulative_lost, 0, "{report:?}");
+    let rtt = report
+        .round_trip_time
+        .expect("baresip echoed our sender report");
+    // Loopback: anything near a second would be NTP arithmetic gone wrong.
+    assert!(rtt < Duration::from_millis(500), "{report:?}");
     assert!(reception.received > 50, "{reception:?}");
     let ours = heard.samples();
     assert!(
