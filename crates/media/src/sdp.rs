@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytesstr::BytesStr;
 pub use ezk_sdp_types::Direction;
 use ezk_sdp_types::{
-    Connection, Fmtp, MediaDescription, MediaType, Origin, RtpMap, SessionDescription,
+    Connection, Fmtp, MediaDescription, MediaType, Origin, Rtcp, RtpMap, SessionDescription,
     TaggedAddress, Time, TransportProtocol, UnknownAttribute,
 };
 
@@ -77,6 +77,8 @@ pub struct LocalAudio {
     /// `SendOnly` puts the other side on hold; `Inactive` both ways.
     pub direction: Direction,
     pub rtcp_mux: bool,
+    /// Our RTCP port when it is not the RTP port + 1 (SDP `a=rtcp`, RFC 3605).
+    pub rtcp_port: Option<u16>,
 }
 
 impl LocalAudio {
@@ -97,6 +99,7 @@ impl LocalAudio {
             ptime: Duration::from_millis(20),
             direction: Direction::SendRecv,
             rtcp_mux: false,
+            rtcp_port: None,
         }
     }
 }
@@ -116,6 +119,9 @@ pub struct NegotiatedAudio {
     /// Our direction: whether we send and whether we receive.
     pub direction: Direction,
     pub rtcp_mux: bool,
+    /// Their `a=rtcp` address; `None` means the RTP port + 1 (or the RTP
+    /// port itself with rtcp-mux).
+    pub remote_rtcp: Option<SocketAddr>,
 }
 
 impl NegotiatedAudio {
@@ -251,6 +257,7 @@ impl OfferAnswer {
             ptime: ptime(audio),
             direction,
             rtcp_mux: self.local.rtcp_mux && audio.rtcp_mux,
+            remote_rtcp: remote_rtcp(description, audio),
         };
         let mut media = self.media(
             &[(payload_type, codec)],
@@ -281,6 +288,7 @@ impl OfferAnswer {
             // Their direction seen from our side.
             direction: audio.direction.flipped(),
             rtcp_mux: self.local.rtcp_mux && audio.rtcp_mux,
+            remote_rtcp: remote_rtcp(description, audio),
         })
     }
 
@@ -294,6 +302,12 @@ impl OfferAnswer {
         media.media.port = self.local.port;
         media.direction = direction;
         media.rtcp_mux = self.local.rtcp_mux;
+        if let (false, Some(port)) = (self.local.rtcp_mux, self.local.rtcp_port) {
+            media.rtcp = Some(Rtcp {
+                port,
+                address: None,
+            });
+        }
         for &(pt, codec) in formats {
             media.media.fmts.push(pt);
             media.rtpmap.push(RtpMap {
@@ -504,6 +518,18 @@ fn remote_address(
         return Ok(None);
     }
     Ok(Some(SocketAddr::new(ip, media.media.port)))
+}
+
+/// RFC 3605 `a=rtcp:PORT [IN IP4 ADDRESS]`; the RTP address when it has none.
+fn remote_rtcp(description: &SessionDescription, media: &MediaDescription) -> Option<SocketAddr> {
+    let rtcp = media.rtcp.as_ref()?;
+    let ip = match &rtcp.address {
+        Some(TaggedAddress::IP4(v4)) => IpAddr::V4(*v4),
+        Some(TaggedAddress::IP6(v6)) => IpAddr::V6(*v6),
+        Some(_) => return None,
+        None => remote_address(description, media).ok().flatten()?.ip(),
+    };
+    (rtcp.port != 0).then(|| SocketAddr::new(ip, rtcp.port))
 }
 
 fn describe_formats(media: &MediaDescription) -> String {

@@ -206,3 +206,20 @@ fn broken_sdp_is_an_error() {
         );
     }
 }
+
+#[test]
+fn a_separate_rtcp_port_is_announced_and_read() {
+    let mut local = LocalAudio::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 40_000);
+    local.rtcp_port = Some(40_123);
+    let (answer, negotiated) = OfferAnswer::new(local)
+        .answer(&Sdp::parse(BARESIP).unwrap())
+        .unwrap();
+    assert!(answer.to_string().contains("a=rtcp:40123\r\n"), "{answer}");
+    // baresip gave none: RTCP goes to its RTP port + 1.
+    assert_eq!(negotiated.remote_rtcp, None);
+    let (_, ours) = us().answer(&answer).unwrap();
+    assert_eq!(
+        ours.remote_rtcp,
+        Some(SocketAddr::from(([127, 0, 0, 1], 40_123)))
+    );
+}

@@ -34,8 +34,10 @@ pub struct SessionConfig {
     /// the source of its packets as soon as they arrive (symmetric RTP).
     pub remote: Option<SocketAddr>,
     /// RTP and RTCP share one port (RFC 5761, SDP `a=rtcp-mux`); otherwise
-    /// RTCP goes to the RTP port + 1.
+    /// RTCP goes to `remote_rtcp`, or to the RTP port + 1.
     pub rtcp_mux: bool,
+    /// Where the far side said it receives RTCP (SDP `a=rtcp`, RFC 3605).
+    pub remote_rtcp: Option<SocketAddr>,
     /// Mean time between RTCP reports; each one is jittered to 0.5–1.5 times it.
     pub rtcp_interval: Duration,
 }
@@ -48,6 +50,7 @@ impl Default for SessionConfig {
             cname: "callkit-voip".to_owned(),
             remote: None,
             rtcp_mux: true,
+            remote_rtcp: None,
             rtcp_interval: Duration::from_secs(5),
         }
     }
@@ -216,7 +219,10 @@ impl RtpSession {
             .unwrap_or_default();
         let ntp_epoch = ntp_from_duration(wallclock + Duration::from_secs(NTP_UNIX_OFFSET));
         let remote_rtp = config.remote;
-        let remote_rtcp = remote_rtp.map(|a| rtcp_address(a, config.rtcp_mux));
+        let remote_rtcp = match config.remote_rtcp {
+            Some(rtcp) if !config.rtcp_mux => Some(rtcp),
+            _ => remote_rtp.map(|a| rtcp_address(a, config.rtcp_mux)),
+        };
         let mut session = RtpSession {
             ssrc,
             epoch: now,
@@ -314,7 +320,14 @@ impl RtpSession {
         // Symmetric RTP (RFC 4961): answer to where valid media comes from.
         if self.remote_rtp != Some(from) {
             self.remote_rtp = Some(from);
-            self.remote_rtcp = Some(rtcp_address(from, self.config.rtcp_mux));
+            // An RTCP port from SDP (or learned from RTCP) still holds if the
+            // RTP address only changed port; otherwise guess as RFC 3550 does.
+            let keep = self
+                .remote_rtcp
+                .is_some_and(|r| !self.config.rtcp_mux && r.ip() == from.ip());
+            if !keep {
+                self.remote_rtcp = Some(rtcp_address(from, self.config.rtcp_mux));
+            }
             self.outputs
                 .push_back(Output::Event(Event::RemoteLatched(from)));
         }

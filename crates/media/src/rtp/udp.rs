@@ -1,4 +1,5 @@
-//! The tokio driver: one UDP socket (RTP and RTCP multiplexed) around an [`RtpSession`].
+//! The tokio driver around an [`RtpSession`]: one UDP socket for RTP (and
+//! RTCP when multiplexed), and optionally one for RTCP.
 
 use std::io;
 use std::net::SocketAddr;
@@ -8,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::session::{Event, OutgoingRtp, Output, RtpSession};
+use super::session::{Event, OutgoingRtp, Output, PacketKind, RtpSession};
 
 enum Command {
     Send {
@@ -35,11 +36,25 @@ pub struct UdpSession {
 impl UdpSession {
     /// Binds `local` and runs `session` on it until closed or dropped.
     pub async fn bind(local: SocketAddr, session: RtpSession) -> io::Result<Self> {
-        let socket = UdpSocket::bind(local).await?;
+        Self::from_socket(UdpSocket::bind(local).await?, session)
+    }
+
+    /// Runs `session` on a socket bound earlier (its port went into the SDP).
+    pub fn from_socket(socket: UdpSocket, session: RtpSession) -> io::Result<Self> {
+        Self::from_sockets(socket, None, session)
+    }
+
+    /// Runs `session` on an RTP socket and, without rtcp-mux, its own RTCP
+    /// socket (announced with SDP `a=rtcp`).
+    pub fn from_sockets(
+        socket: UdpSocket,
+        rtcp: Option<UdpSocket>,
+        session: RtpSession,
+    ) -> io::Result<Self> {
         let local = socket.local_addr()?;
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (event_tx, events) = mpsc::unbounded_channel();
-        let task = tokio::spawn(run(socket, session, command_rx, event_tx));
+        let task = tokio::spawn(run(socket, rtcp, session, command_rx, event_tx));
         Ok(UdpSession {
             commands,
             events,
@@ -92,23 +107,22 @@ impl Drop for UdpSession {
 
 async fn run(
     socket: UdpSocket,
+    rtcp: Option<UdpSocket>,
     mut session: RtpSession,
     mut commands: mpsc::UnboundedReceiver<Command>,
     events: mpsc::UnboundedSender<Event>,
 ) -> RtpSession {
     let mut buf = vec![0u8; 2048];
+    let mut rtcp_buf = vec![0u8; 2048];
+    let sockets = Sockets {
+        rtp: &socket,
+        rtcp: rtcp.as_ref(),
+    };
     loop {
         let timeout = session.poll_timeout();
         tokio::select! {
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, from)) => {
-                    if let Err(error) = session.handle_datagram(Instant::now().into_std(), from, &buf[..len]) {
-                        tracing::debug!(%from, %error, "datagram dropped");
-                    }
-                }
-                // ICMP port unreachable and the like: the peer may come (back) later.
-                Err(error) => tracing::debug!(%error, "RTP receive failed"),
-            },
+            received = socket.recv_from(&mut buf) => take(&mut session, received, &buf),
+            received = recv_rtcp(rtcp.as_ref(), &mut rtcp_buf) => take(&mut session, received, &rtcp_buf),
             command = commands.recv() => match command {
                 Some(Command::Send { payload_type, media_time, marker, payload }) => {
                     let rtp = OutgoingRtp { payload_type, media_time, marker, payload: &payload };
@@ -118,13 +132,40 @@ async fn run(
                 }
                 Some(Command::Close) | None => {
                     session.close(Instant::now().into_std());
-                    flush(&socket, &mut session, &events).await;
+                    flush(sockets, &mut session, &events).await;
                     return session;
                 }
             },
             _ = sleep_until(timeout) => session.handle_timeout(Instant::now().into_std()),
         }
-        flush(&socket, &mut session, &events).await;
+        flush(sockets, &mut session, &events).await;
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Sockets<'a> {
+    rtp: &'a UdpSocket,
+    rtcp: Option<&'a UdpSocket>,
+}
+
+fn take(session: &mut RtpSession, received: io::Result<(usize, SocketAddr)>, buf: &[u8]) {
+    match received {
+        Ok((len, from)) => {
+            if let Err(error) =
+                session.handle_datagram(Instant::now().into_std(), from, &buf[..len])
+            {
+                tracing::debug!(%from, %error, "datagram dropped");
+            }
+        }
+        // ICMP port unreachable and the like: the peer may come (back) later.
+        Err(error) => tracing::debug!(%error, "RTP receive failed"),
+    }
+}
+
+async fn recv_rtcp(socket: Option<&UdpSocket>, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+    match socket {
+        Some(socket) => socket.recv_from(buf).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -136,13 +177,17 @@ async fn sleep_until(deadline: Option<std::time::Instant>) {
 }
 
 async fn flush(
-    socket: &UdpSocket,
+    sockets: Sockets<'_>,
     session: &mut RtpSession,
     events: &mpsc::UnboundedSender<Event>,
 ) {
     while let Some(output) = session.poll_output() {
         match output {
             Output::Transmit(transmit) => {
+                let socket = match (transmit.kind, sockets.rtcp) {
+                    (PacketKind::Rtcp, Some(rtcp)) => rtcp,
+                    _ => sockets.rtp,
+                };
                 if let Err(error) = socket
                     .send_to(&transmit.contents, transmit.destination)
                     .await
