@@ -44,12 +44,12 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use http::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Limited};
 use hyper::body::Incoming;
@@ -68,6 +68,13 @@ use crate::apns::{ApnsError, ApnsRequest, Priority, PushType};
 use crate::clock::UnixClock;
 use crate::jwt::{verify_with_key_id, PublicKey, MAX_TOKEN_AGE, MIN_REFRESH_INTERVAL};
 use link::ServiceBody;
+
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 
 /// Bodies past this many bytes are not read: `413 PayloadTooLarge`.
 const BODY_READ_LIMIT: usize = 64 * 1024;
@@ -161,6 +168,8 @@ struct Shared {
     config: ServiceConfig,
     devices: ServiceDevices,
     faults: Mutex<VecDeque<ApnsError>>,
+    /// Whether `faults` may hold one (spares a lock per request).
+    faults_pending: AtomicBool,
     verified: Mutex<Verified>,
     /// Bumped to send GOAWAY everywhere and end device links.
     goaway: watch::Sender<u64>,
@@ -170,8 +179,14 @@ struct Shared {
     connections: AtomicU64,
 }
 
-/// A connection's key id: the one of its first provider token.
-type ConnectionKey = Mutex<Option<Arc<str>>>;
+/// A connection's provider-token state: the key id of its first token
+/// (every later one must have it), and the last token it verified with
+/// its `iat` (most requests repeat it).
+#[derive(Debug, Default)]
+struct ConnectionKey {
+    kid: Option<Arc<str>>,
+    last: Option<(Box<str>, u64)>,
+}
 
 /// A running push service. Dropping it stops accepting connections.
 #[derive(Debug)]
@@ -206,6 +221,7 @@ impl PushService {
             config,
             devices,
             faults: Mutex::default(),
+            faults_pending: AtomicBool::new(false),
             verified: Mutex::default(),
             goaway,
             next_link: AtomicU64::new(0),
@@ -258,6 +274,9 @@ impl PushService {
     pub fn fail_next_n(&self, error: ApnsError, n: usize) {
         let mut faults = self.shared.faults.lock().unwrap_or_else(|e| e.into_inner());
         faults.extend(std::iter::repeat_n(error, n));
+        self.shared
+            .faults_pending
+            .store(!faults.is_empty(), Ordering::Release);
     }
 
     /// Sends GOAWAY on every open connection; in-flight streams finish,
@@ -315,7 +334,7 @@ where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let max_streams = shared.config.max_concurrent_streams;
-    let key: Arc<ConnectionKey> = Arc::default();
+    let key: Arc<Mutex<ConnectionKey>> = Arc::default();
     let service = service_fn(move |req| {
         let (shared, key) = (shared.clone(), key.clone());
         async move { Ok::<_, Infallible>(handle(&shared, &key, req).await) }
@@ -339,7 +358,7 @@ where
 /// One request, top to bottom: a device opening its link, or a push.
 async fn handle(
     shared: &Arc<Shared>,
-    key: &ConnectionKey,
+    key: &Mutex<ConnectionKey>,
     req: Request<Incoming>,
 ) -> Response<ServiceBody> {
     if req.uri().path() == CONNECT_PATH && req.method() == Method::POST {
@@ -365,19 +384,25 @@ async fn handle(
     }
     shared.requests.fetch_add(1, Ordering::Relaxed);
     let (parts, body) = req.into_parts();
-    let apns_id = header(&parts.headers, "apns-id")
-        .ok()
-        .flatten()
-        .and_then(|v| Uuid::try_parse(v).ok())
-        .unwrap_or_else(Uuid::new_v4);
+    // The request's own apns-id is echoed as it came when it is a UUID.
+    let given = parts
+        .headers
+        .get(&APNS_ID)
+        .and_then(|v| Some((Uuid::try_parse_ascii(v.as_bytes()).ok()?, v.clone())));
+    let (apns_id, apns_id_value) = match given {
+        Some((id, value)) => (id, Some(value)),
+        None => (Uuid::new_v4(), None),
+    };
     let result = async {
-        if let Some(forced) = shared
-            .faults
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .pop_front()
-        {
-            return Err((forced, None));
+        if shared.faults_pending.load(Ordering::Acquire) {
+            let mut faults = shared.faults.lock().unwrap_or_else(|e| e.into_inner());
+            let forced = faults.pop_front();
+            shared
+                .faults_pending
+                .store(!faults.is_empty(), Ordering::Release);
+            if let Some(forced) = forced {
+                return Err((forced, None));
+            }
         }
         let token = route(&parts.method, parts.uri.path()).map_err(|e| (e, None))?;
         authenticate(shared, key, &parts.headers).map_err(|e| (e, None))?;
@@ -393,22 +418,32 @@ async fn handle(
                 return Err((ApnsError::TopicDisallowed, None));
             }
         }
+        let push_type = request.push_type();
+        let priority = request.priority();
+        let expiration = request.expiration();
+        let collapse_id = request.collapse_id().map(str::to_owned);
+        let (device_token, topic) = request.into_token_and_topic();
         let push = Push {
             apns_id,
-            topic: request.topic().to_owned(),
-            push_type: request.push_type(),
-            priority: request.priority(),
-            collapse_id: request.collapse_id().map(str::to_owned),
-            expiration: request.expiration(),
+            topic,
+            push_type,
+            priority,
+            collapse_id,
+            expiration,
             accepted_at: shared.config.clock.unix_millis(),
             payload: body,
         };
-        match shared.devices.deliver(request.device_token(), push).error() {
+        match shared.devices.deliver(&device_token, push).error() {
             Some((error, since)) => Err((error, since)),
             None => Ok(()),
         }
     }
     .await;
+    let apns_id = apns_id_value.unwrap_or_else(|| {
+        let mut buf = Uuid::encode_buffer();
+        let text = apns_id.hyphenated().encode_lower(&mut buf);
+        HeaderValue::from_str(text).unwrap_or_else(|_| HeaderValue::from_static(""))
+    });
     match result {
         Ok(()) => {
             shared.delivered.fetch_add(1, Ordering::Relaxed);
@@ -422,14 +457,12 @@ async fn handle(
     }
 }
 
-fn respond(status: StatusCode, apns_id: Uuid, body: Bytes) -> Response<ServiceBody> {
+fn respond(status: StatusCode, apns_id: HeaderValue, body: Bytes) -> Response<ServiceBody> {
     let json = !body.is_empty();
     let mut response = Response::new(ServiceBody::Full(json.then_some(body)));
     *response.status_mut() = status;
     let headers = response.headers_mut();
-    if let Ok(id) = HeaderValue::from_str(&apns_id.hyphenated().to_string()) {
-        headers.insert("apns-id", id);
-    }
+    headers.insert(APNS_ID, apns_id);
     if json {
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     }
@@ -449,7 +482,7 @@ fn route<'a>(method: &Method, path: &'a str) -> Result<&'a str, ApnsError> {
 }
 
 /// A header that must appear at most once.
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ApnsError> {
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a str>, ApnsError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
@@ -467,25 +500,38 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, Apn
 /// new tokens per key, and one key id per connection.
 fn authenticate(
     shared: &Shared,
-    key: &ConnectionKey,
+    key: &Mutex<ConnectionKey>,
     headers: &HeaderMap,
 ) -> Result<(), ApnsError> {
     let config = &shared.config;
-    let value = header(headers, AUTHORIZATION.as_str())?.ok_or(ApnsError::MissingProviderToken)?;
+    let value = header(headers, &AUTHORIZATION)?.ok_or(ApnsError::MissingProviderToken)?;
     let jwt = value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, jwt)| jwt.trim())
         .ok_or(ApnsError::InvalidProviderToken)?;
     let now = config.clock.unix_secs();
+    // Most requests repeat the connection's last token: its age is all
+    // there is to check.
+    {
+        let connection = key.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((last, iat)) = &connection.last {
+            if **last == *jwt {
+                return match now.saturating_sub(*iat) > MAX_TOKEN_AGE {
+                    true => Err(ApnsError::ExpiredProviderToken),
+                    false => Ok(()),
+                };
+            }
+        }
+    }
     let lock = || shared.verified.lock().unwrap_or_else(|e| e.into_inner());
     let cached = lock().tokens.get(jwt).cloned();
-    let kid = match cached {
+    let (kid, iat) = match cached {
         Some((kid, iat)) => {
             if now.saturating_sub(iat) > MAX_TOKEN_AGE {
                 return Err(ApnsError::ExpiredProviderToken);
             }
-            kid
+            (kid, iat)
         }
         None => {
             let (kid, claims) = verify_with_key_id(jwt, &config.keys, &config.team_id, now)
@@ -513,36 +559,35 @@ fn authenticate(
             verified
                 .tokens
                 .insert(jwt.into(), (kid.clone(), claims.iat));
-            kid
+            (kid, claims.iat)
         }
     };
-    let mut pinned = key.lock().unwrap_or_else(|e| e.into_inner());
-    match &*pinned {
-        None => *pinned = Some(kid),
+    let mut connection = key.lock().unwrap_or_else(|e| e.into_inner());
+    match &connection.kid {
+        None => connection.kid = Some(kid),
         Some(first) if *first != kid => return Err(ApnsError::UnrelatedKeyIdInToken),
         Some(_) => {}
     }
+    connection.last = Some((jwt.into(), iat));
     Ok(())
 }
 
 /// The `apns-*` headers and body, through the same rules the client
 /// checks before sending.
 fn validate(token: &str, headers: &HeaderMap, body: &Bytes) -> Result<ApnsRequest, ApnsError> {
-    for name in ["apns-collapse-id", "apns-expiration", "apns-priority"] {
+    for name in [&APNS_COLLAPSE_ID, &APNS_EXPIRATION, &APNS_PRIORITY] {
         header(headers, name)?;
     }
-    let push_type = match header(headers, "apns-push-type")? {
+    let push_type = match header(headers, &APNS_PUSH_TYPE)? {
         // APNs defaults a missing push type to alert.
         None => PushType::Alert,
         Some(v) => PushType::from_header_value(v).ok_or(ApnsError::InvalidPushType)?,
     };
-    let mut builder = ApnsRequest::builder(push_type)
-        .device_token(token)
-        .payload(body.to_vec());
-    if let Some(topic) = header(headers, "apns-topic")? {
+    let mut builder = ApnsRequest::builder(push_type).device_token(token);
+    if let Some(topic) = header(headers, &APNS_TOPIC)? {
         builder = builder.topic(topic);
     }
-    if let Some(v) = header(headers, "apns-priority")? {
+    if let Some(v) = header(headers, &APNS_PRIORITY)? {
         let priority = v
             .parse()
             .ok()
@@ -550,17 +595,17 @@ fn validate(token: &str, headers: &HeaderMap, body: &Bytes) -> Result<ApnsReques
             .ok_or(ApnsError::BadPriority)?;
         builder = builder.priority(priority);
     }
-    if let Some(v) = header(headers, "apns-expiration")? {
+    if let Some(v) = header(headers, &APNS_EXPIRATION)? {
         builder = builder.expiration(v.parse().map_err(|_| ApnsError::BadExpirationDate)?);
     }
-    if let Some(v) = header(headers, "apns-id")? {
+    if let Some(v) = header(headers, &APNS_ID)? {
         builder = builder.apns_id(Uuid::try_parse(v).map_err(|_| ApnsError::BadMessageId)?);
     }
-    if let Some(v) = header(headers, "apns-collapse-id")? {
+    if let Some(v) = header(headers, &APNS_COLLAPSE_ID)? {
         builder = builder.collapse_id(v);
     }
     builder
-        .build()
+        .build_with_payload_len(body.len())
         .map_err(|e| e.apns_error().unwrap_or(ApnsError::BadDeviceToken))
 }
 
@@ -598,7 +643,7 @@ mod tests {
         let mut h = HeaderMap::new();
         h.append("apns-topic", HeaderValue::from_static("a"));
         h.append("apns-topic", HeaderValue::from_static("b"));
-        assert_eq!(header(&h, "apns-topic"), Err(ApnsError::DuplicateHeaders));
-        assert_eq!(header(&h, "apns-id"), Ok(None));
+        assert_eq!(header(&h, &APNS_TOPIC), Err(ApnsError::DuplicateHeaders));
+        assert_eq!(header(&h, &APNS_ID), Ok(None));
     }
 }
