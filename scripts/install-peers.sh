@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the test suite runs against, from Debian's
-# packages: SIPp (sip-tester). Later issues add baresip, linphonec, kamailio
+# packages: SIPp (sip-tester) and baresip (baresip-core). Later issues add linphonec, kamailio
 # and redis here. Needs root (CI runs as root); prints what to do otherwise.
 set -euo pipefail
-PACKAGES=(sip-tester)
+PACKAGES=(sip-tester baresip-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
