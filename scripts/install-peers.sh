@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the test suite runs against, from Debian's
 # packages: SIPp (sip-tester), baresip (baresip-core), linphonec (linphone-cli) and
-# Kamailio (kamailio, for bench/proxy-vs-kamailio.sh). Later issues add
-# and redis here. Needs root (CI runs as root); prints what to do otherwise.
+# Kamailio (kamailio, for bench/proxy-vs-kamailio.sh). Later issues add redis
+# here. Needs root (CI runs as root); prints what to do otherwise.
 set -euo pipefail
 PACKAGES=(sip-tester baresip-core linphone-cli kamailio)
 missing=()
