@@ -91,6 +91,13 @@ impl Net {
         self.pump();
     }
 
+    fn deliver_tcp(&mut self, from: u16, msg: Message) {
+        let msg = stamp_received(msg, addr(from)).unwrap();
+        self.proxy
+            .handle_message(self.now, msg, Target::tcp(addr(from)));
+        self.pump();
+    }
+
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         for i in 0..10_000 {
@@ -559,4 +566,30 @@ fn a_request_that_comes_back_is_a_loop() {
     net.deliver(5072, looped[0].clone());
     let back = net.take(5072);
     assert!(back.iter().any(|m| m.status() == Some(482)), "{back:?}");
+}
+
+#[test]
+fn a_push_device_with_a_live_connection_gets_the_call_at_once() {
+    let mut net = Net::new();
+    // Its REGISTER came over TCP and the connection is still open.
+    net.proxy
+        .set_flow_probe(Box::new(|t| t.transport == sip::transport::Transport::Tcp));
+    let contact = push_contact(5072);
+    let b = net.register_builder("bob", 5072, &contact, "tcp-reg", 1);
+    net.deliver_tcp(5072, b.build().unwrap());
+    let challenge = net.response(5072);
+    let mut retry = net.register_builder("bob", 5072, &contact, "tcp-reg", 2);
+    let (n, v) = DigestClient::new("bob", "builder")
+        .authorize(&challenge, &retry)
+        .unwrap();
+    retry = retry.header(n.as_str(), v);
+    net.deliver_tcp(5072, retry.build().unwrap());
+    assert_eq!(net.response(5072).status(), Some(200));
+    net.call("bob", "live");
+    assert_eq!(
+        requests(&net.take(5072), Method::Invite).len(),
+        1,
+        "sent at once"
+    );
+    assert!(net.pushes.is_empty(), "no push needed");
 }
