@@ -16,7 +16,7 @@ RATES=("$@")
 [ "${#RATES[@]}" -gt 0 ] || RATES=(100 200 400 800 1200 1600 2400)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 SIPP_DIR="$ROOT/tests/sipp"
-BIN="$ROOT/target/release/callkit-voip"
+BIN="${CALLKIT_BIN:-$ROOT/target/release/callkit-voip}"
 for tool in sipp kamailio; do
     command -v "$tool" >/dev/null || { echo "$tool is not installed: run scripts/install-peers.sh" >&2; exit 1; }
 done
