@@ -593,3 +593,18 @@ fn a_push_device_with_a_live_connection_gets_the_call_at_once() {
     );
     assert!(net.pushes.is_empty(), "no push needed");
 }
+
+#[test]
+fn an_expired_push_binding_is_never_pushed() {
+    let mut net = Net::new();
+    let contact = push_contact(5072).replace(";+sip.pnsreg", ";expires=60");
+    assert_eq!(
+        net.register("bob", "builder", 5072, &contact, "short")
+            .status(),
+        Some(200)
+    );
+    net.advance(Duration::from_secs(61));
+    net.call("bob", "too-late");
+    assert_eq!(net.last_status(5071), Some(480));
+    assert!(net.pushes.is_empty(), "no push to an expired binding");
+}
