@@ -608,3 +608,27 @@ fn an_expired_push_binding_is_never_pushed() {
     assert_eq!(net.last_status(5071), Some(480));
     assert!(net.pushes.is_empty(), "no push to an expired binding");
 }
+
+#[test]
+fn a_message_for_a_sleeping_phone_waits_for_it_too() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    // From outside the domain: no authentication asked of a stranger calling a local user.
+    let message = MessageBuilder::request(Method::Message, "sip:bob@127.0.0.1")
+        .header("Via", "SIP/2.0/UDP 127.0.0.1:5095;rport;branch=z9hG4bKmsg1")
+        .header("Max-Forwards", "70")
+        .header("From", "<sip:carl@example.net>;tag=m")
+        .header("To", "<sip:bob@127.0.0.1>")
+        .header("Call-ID", "msg-1")
+        .header("CSeq", "1 MESSAGE")
+        .body("text/plain", "wake up");
+    net.deliver(5095, message.build().unwrap());
+    assert_eq!(net.pushes.len(), 1, "a push for the MESSAGE");
+    assert!(requests(&net.take(5072), Method::Message).is_empty());
+    net.register("bob", "builder", 5082, &push_contact(5082), "reg");
+    let delivered = requests(&net.take(5082), Method::Message);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(&delivered[0].body()[..], b"wake up");
+    net.answer(5082, &delivered[0], 200);
+    assert_eq!(net.last_status(5095), Some(200));
+}
