@@ -156,6 +156,8 @@ pub async fn start_with_store(
         Registrar::new(config.registrar()),
     );
     proxy.set_wall_clock(Instant::now(), unix_now());
+    let connections = transport.clone();
+    proxy.set_flow_probe(Box::new(move |t| connections.is_connected(t)));
 
     let (metrics_tx, metrics_rx) = mpsc::channel(16);
     let metrics_addr = match config.metrics_listen {

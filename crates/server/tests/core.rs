@@ -91,6 +91,13 @@ impl Net {
         self.pump();
     }
 
+    fn deliver_tcp(&mut self, from: u16, msg: Message) {
+        let msg = stamp_received(msg, addr(from)).unwrap();
+        self.proxy
+            .handle_message(self.now, msg, Target::tcp(addr(from)));
+        self.pump();
+    }
+
     fn advance(&mut self, d: Duration) {
         let end = self.now + d;
         for i in 0..10_000 {
@@ -559,4 +566,69 @@ fn a_request_that_comes_back_is_a_loop() {
     net.deliver(5072, looped[0].clone());
     let back = net.take(5072);
     assert!(back.iter().any(|m| m.status() == Some(482)), "{back:?}");
+}
+
+#[test]
+fn a_push_device_with_a_live_connection_gets_the_call_at_once() {
+    let mut net = Net::new();
+    // Its REGISTER came over TCP and the connection is still open.
+    net.proxy
+        .set_flow_probe(Box::new(|t| t.transport == sip::transport::Transport::Tcp));
+    let contact = push_contact(5072);
+    let b = net.register_builder("bob", 5072, &contact, "tcp-reg", 1);
+    net.deliver_tcp(5072, b.build().unwrap());
+    let challenge = net.response(5072);
+    let mut retry = net.register_builder("bob", 5072, &contact, "tcp-reg", 2);
+    let (n, v) = DigestClient::new("bob", "builder")
+        .authorize(&challenge, &retry)
+        .unwrap();
+    retry = retry.header(n.as_str(), v);
+    net.deliver_tcp(5072, retry.build().unwrap());
+    assert_eq!(net.response(5072).status(), Some(200));
+    net.call("bob", "live");
+    assert_eq!(
+        requests(&net.take(5072), Method::Invite).len(),
+        1,
+        "sent at once"
+    );
+    assert!(net.pushes.is_empty(), "no push needed");
+}
+
+#[test]
+fn an_expired_push_binding_is_never_pushed() {
+    let mut net = Net::new();
+    let contact = push_contact(5072).replace(";+sip.pnsreg", ";expires=60");
+    assert_eq!(
+        net.register("bob", "builder", 5072, &contact, "short")
+            .status(),
+        Some(200)
+    );
+    net.advance(Duration::from_secs(61));
+    net.call("bob", "too-late");
+    assert_eq!(net.last_status(5071), Some(480));
+    assert!(net.pushes.is_empty(), "no push to an expired binding");
+}
+
+#[test]
+fn a_message_for_a_sleeping_phone_waits_for_it_too() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    // From outside the domain: no authentication asked of a stranger calling a local user.
+    let message = MessageBuilder::request(Method::Message, "sip:bob@127.0.0.1")
+        .header("Via", "SIP/2.0/UDP 127.0.0.1:5095;rport;branch=z9hG4bKmsg1")
+        .header("Max-Forwards", "70")
+        .header("From", "<sip:carl@example.net>;tag=m")
+        .header("To", "<sip:bob@127.0.0.1>")
+        .header("Call-ID", "msg-1")
+        .header("CSeq", "1 MESSAGE")
+        .body("text/plain", "wake up");
+    net.deliver(5095, message.build().unwrap());
+    assert_eq!(net.pushes.len(), 1, "a push for the MESSAGE");
+    assert!(requests(&net.take(5072), Method::Message).is_empty());
+    net.register("bob", "builder", 5082, &push_contact(5082), "reg");
+    let delivered = requests(&net.take(5082), Method::Message);
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(&delivered[0].body()[..], b"wake up");
+    net.answer(5082, &delivered[0], 200);
+    assert_eq!(net.last_status(5095), Some(200));
 }

@@ -91,8 +91,13 @@ pub struct Proxy {
     next_branch: u64,
     outputs: VecDeque<Output>,
     wall: (Instant, u64),
+    flow_alive: FlowProbe,
     pub metrics: Metrics,
 }
+
+/// Answers whether a binding's TCP/TLS connection is still open (the
+/// driver asks its transport's connection table; no I/O).
+pub type FlowProbe = Box<dyn Fn(&Target) -> bool + Send>;
 
 impl Proxy {
     pub fn new(
@@ -116,6 +121,7 @@ impl Proxy {
             next_branch: 0,
             outputs: VecDeque::new(),
             wall: (Instant::now(), 0),
+            flow_alive: Box::new(|_| false),
             metrics: Metrics::default(),
         }
     }
@@ -123,6 +129,12 @@ impl Proxy {
     /// Anchors the wall clock (binding expiry, nonces) to the monotonic one.
     pub fn set_wall_clock(&mut self, now: Instant, unix_secs: u64) {
         self.wall = (now, unix_secs);
+    }
+
+    /// How to tell that a push binding's connection is still open: such a
+    /// device gets its requests at once, without a push.
+    pub fn set_flow_probe(&mut self, probe: FlowProbe) {
+        self.flow_alive = probe;
     }
 
     fn unix(&self, now: Instant) -> u64 {
@@ -508,7 +520,10 @@ impl Proxy {
             ctx.branches.push(Branch::new());
             match hop {
                 route::Hop::Binding(b) => match b.push.clone() {
-                    Some(device) if device.provider.is_apns() => {
+                    Some(device)
+                        if device.provider.is_apns()
+                            && !route::target_of(&b).is_some_and(|t| (self.flow_alive)(&t)) =>
+                    {
                         let Some(fwd) = self.prepare(request, &b.contact) else {
                             ctx.branches[i].state = BranchState::Done(500);
                             continue;
