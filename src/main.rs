@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip"
+    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -25,6 +25,8 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::directory::DirectoryCommand,
     },
+    /// Run a headless softphone: register, answer, call, with a readable ladder of SIP and CallKit events.
+    Phone(cli::phone::PhoneArgs),
     /// Serve APNs's provider API locally (TLS or h2c), with optional devices that print the pushes they receive.
     PushService(cli::push_service::PushServiceArgs),
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
@@ -58,6 +60,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
+        Command::Phone(args) => cli::phone::run(args),
         Command::PushService(args) => cli::push_service::run(args),
         Command::Sip { cmd } => cli::sip::run(cmd),
         Command::Simulate(args) => {
