@@ -657,3 +657,47 @@ fn a_phone_without_push_registers_plainly_and_keeps_it_refreshed() {
         "registered at 0 s, refreshed at 300, 600, 900, 1200 s"
     );
 }
+
+#[test]
+fn a_push_sealed_to_the_registered_key_opens_on_the_phone_and_an_unreadable_one_is_still_reported()
+{
+    let mut sim = alice_and_sleeping_bob("alice", answers_after(1));
+    sim.seal_pushes = true;
+    let key = sim.sealing_key("bob").expect("bob registered pn-sealkey");
+    sim.with("alice", |p, now| p.start_call(now, "sip:bob@bob.test"))
+        .unwrap();
+    sim.run(3 * SEC);
+    let (_, sealed) = sim.pushes.last().unwrap().clone();
+    assert!(
+        push::is_sealed(sealed.as_bytes()) && !sealed.contains("alice"),
+        "{sealed}"
+    );
+    assert!(
+        sealed.contains(key.key_id()),
+        "sealed to the registered key: {sealed}"
+    );
+    let bob = sim.timeline("bob");
+    assert!(
+        bob.iter()
+            .any(|l| l.contains("from Alice sip:alice@alice.test (from push)")),
+        "{bob:#?}"
+    );
+    assert!(sim.phone("bob").system().calls()[0].has_connected);
+
+    // Garbage still has to be reported (iOS's rule): a call that ends at once.
+    sim.take_events("bob");
+    sim.with("bob", |p, now| {
+        p.handle_push(now, bytes::Bytes::from_static(b"{\"v\":1}"), None)
+    });
+    let bob = sim.take_events("bob");
+    assert!(
+        matches!(bob[0], PhoneEvent::PushUnreadable { .. }),
+        "{bob:?}"
+    );
+    assert_eq!(sim.phone("bob").registry().violations(), 0);
+    assert_eq!(
+        sim.phone("bob").system().calls().len(),
+        1,
+        "only the real call is left"
+    );
+}
