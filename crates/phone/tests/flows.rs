@@ -506,6 +506,7 @@ fn mute_and_dtmf_become_media_events() {
         .iter()
         .any(|e| matches!(e, PhoneEvent::Dtmf { digits, .. } if digits == "12#")));
     assert_eq!(sim.phone("alice").system().pending_actions(), 0);
+    assert!(sim.phone("alice").calls()[0].muted);
     assert!(
         !alice.iter().any(|e| matches!(e, PhoneEvent::StopAudio)),
         "mute keeps the session"
@@ -700,4 +701,24 @@ fn a_push_sealed_to_the_registered_key_opens_on_the_phone_and_an_unreadable_one_
         1,
         "only the real call is left"
     );
+}
+
+#[test]
+fn answered_from_the_push_but_no_invite_fails_the_answer_before_callkit_times_it_out() {
+    let mut sim = alice_and_sleeping_bob("alice", answers_after(0));
+    sim.release_bucket = false;
+    sim.with("alice", |p, now| p.start_call(now, "sip:bob@bob.test"))
+        .unwrap();
+    sim.run(12 * SEC);
+    assert_eq!(
+        ended(&sim.take_events("bob")),
+        [Some(CallEndedReason::Failed)]
+    );
+    assert_eq!(
+        sim.phone("bob").timed_out_actions(),
+        0,
+        "failed by the phone, in time"
+    );
+    assert_eq!(sim.phone("bob").system().pending_actions(), 0);
+    assert!(!sim.phone("bob").system().is_audio_active());
 }
