@@ -19,7 +19,8 @@ use clap::{Parser, Subcommand};
   callkit-voip push-device --service http://127.0.0.1:8443 --topic com.example.phone.voip
   callkit-voip sip parse invite.sip
   callkit-voip user add alice --password wonderland
-  callkit-voip server"
+  callkit-voip server
+  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +34,8 @@ enum Command {
         #[command(subcommand)]
         cmd: cli::directory::DirectoryCommand,
     },
+    /// Run a headless softphone: register, answer, call, with a readable ladder of SIP and CallKit events.
+    Phone(cli::phone::PhoneArgs),
     /// Link a device to a push service: register apps, print their tokens and every push.
     PushDevice(cli::push_device::PushDeviceArgs),
     /// Serve APNs's provider API locally (TLS or h2c) and the device links, with optional in-process devices.
@@ -75,6 +78,7 @@ fn run() -> anyhow::Result<ExitCode> {
     let cli = Cli::parse();
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
+        Command::Phone(args) => cli::phone::run(args),
         Command::PushDevice(args) => cli::push_device::run(args),
         Command::PushService(args) => cli::push_service::run(args),
         Command::Server(args) => cli::server::run(args),

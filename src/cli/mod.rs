@@ -1,6 +1,7 @@
 //! The subcommands of the `callkit-voip` binary, one module each.
 
 pub mod directory;
+pub mod phone;
 pub mod push_device;
 pub mod push_service;
 pub mod server;

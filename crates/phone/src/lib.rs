@@ -13,8 +13,13 @@
 //!
 //! SDP sits behind [`MediaNegotiator`] so the media engine plugs in;
 //! [`SimpleSdp`] is a real minimal one (PCMU + telephone events).
+//!
+//! With the `net` feature, [`endpoint::PhoneEndpoint`] drives a phone on
+//! real sockets, timers and the push service's in-process devices.
 
 mod config;
+#[cfg(feature = "net")]
+pub mod endpoint;
 mod event;
 pub mod mapping;
 mod phone;

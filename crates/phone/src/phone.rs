@@ -52,6 +52,8 @@ pub struct PhoneCall {
     pub stage: CallStage,
     /// The last hold state we asked the far side for.
     pub held: bool,
+    /// Whether the user muted the microphone on this call.
+    pub muted: bool,
 }
 
 struct Leg {
@@ -845,7 +847,11 @@ impl<D: Clone + std::fmt::Debug> Phone<D> {
                 let uuid = action.call_uuid;
                 match self.legs.get_mut(&uuid) {
                     Some(leg) if leg.info.stage == CallStage::AwaitingInvite => {
-                        // Answered from the push alone: 200 OK when the INVITE comes.
+                        // Answered from the push alone: 200 OK when the INVITE
+                        // comes — or the action fails before CallKit times it out.
+                        let give_up = now + self.config.system.action_timeout.mul_f32(0.8);
+                        leg.invite_deadline =
+                            Some(leg.invite_deadline.map_or(give_up, |d| d.min(give_up)));
                         leg.answer = Some(action);
                     }
                     Some(leg) if leg.info.stage == CallStage::Ringing => {
@@ -893,7 +899,8 @@ impl<D: Clone + std::fmt::Debug> Phone<D> {
             }
             ProviderEvent::PerformSetMutedCall(action) => {
                 let (uuid, muted) = (action.call_uuid, action.muted);
-                if self.legs.contains_key(&uuid) {
+                if let Some(leg) = self.legs.get_mut(&uuid) {
+                    leg.info.muted = muted;
                     action.fulfill();
                     self.events.push_back(PhoneEvent::Muted { uuid, muted });
                 } else {
@@ -1015,6 +1022,7 @@ impl Leg {
                 outgoing,
                 stage,
                 held: false,
+                muted: false,
             },
             sip: None,
             offer: None,

@@ -506,6 +506,7 @@ fn mute_and_dtmf_become_media_events() {
         .iter()
         .any(|e| matches!(e, PhoneEvent::Dtmf { digits, .. } if digits == "12#")));
     assert_eq!(sim.phone("alice").system().pending_actions(), 0);
+    assert!(sim.phone("alice").calls()[0].muted);
     assert!(
         !alice.iter().any(|e| matches!(e, PhoneEvent::StopAudio)),
         "mute keeps the session"
@@ -656,4 +657,68 @@ fn a_phone_without_push_registers_plainly_and_keeps_it_refreshed() {
         alice, 5,
         "registered at 0 s, refreshed at 300, 600, 900, 1200 s"
     );
+}
+
+#[test]
+fn a_push_sealed_to_the_registered_key_opens_on_the_phone_and_an_unreadable_one_is_still_reported()
+{
+    let mut sim = alice_and_sleeping_bob("alice", answers_after(1));
+    sim.seal_pushes = true;
+    let key = sim.sealing_key("bob").expect("bob registered pn-sealkey");
+    sim.with("alice", |p, now| p.start_call(now, "sip:bob@bob.test"))
+        .unwrap();
+    sim.run(3 * SEC);
+    let (_, sealed) = sim.pushes.last().unwrap().clone();
+    assert!(
+        push::is_sealed(sealed.as_bytes()) && !sealed.contains("alice"),
+        "{sealed}"
+    );
+    assert!(
+        sealed.contains(key.key_id()),
+        "sealed to the registered key: {sealed}"
+    );
+    let bob = sim.timeline("bob");
+    assert!(
+        bob.iter()
+            .any(|l| l.contains("from Alice sip:alice@alice.test (from push)")),
+        "{bob:#?}"
+    );
+    assert!(sim.phone("bob").system().calls()[0].has_connected);
+
+    // Garbage still has to be reported (iOS's rule): a call that ends at once.
+    sim.take_events("bob");
+    sim.with("bob", |p, now| {
+        p.handle_push(now, bytes::Bytes::from_static(b"{\"v\":1}"), None)
+    });
+    let bob = sim.take_events("bob");
+    assert!(
+        matches!(bob[0], PhoneEvent::PushUnreadable { .. }),
+        "{bob:?}"
+    );
+    assert_eq!(sim.phone("bob").registry().violations(), 0);
+    assert_eq!(
+        sim.phone("bob").system().calls().len(),
+        1,
+        "only the real call is left"
+    );
+}
+
+#[test]
+fn answered_from_the_push_but_no_invite_fails_the_answer_before_callkit_times_it_out() {
+    let mut sim = alice_and_sleeping_bob("alice", answers_after(0));
+    sim.release_bucket = false;
+    sim.with("alice", |p, now| p.start_call(now, "sip:bob@bob.test"))
+        .unwrap();
+    sim.run(12 * SEC);
+    assert_eq!(
+        ended(&sim.take_events("bob")),
+        [Some(CallEndedReason::Failed)]
+    );
+    assert_eq!(
+        sim.phone("bob").timed_out_actions(),
+        0,
+        "failed by the phone, in time"
+    );
+    assert_eq!(sim.phone("bob").system().pending_actions(), 0);
+    assert!(!sim.phone("bob").system().is_audio_active());
 }

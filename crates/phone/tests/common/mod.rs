@@ -91,6 +91,8 @@ pub struct Sim {
     pub registers: Vec<Message>,
     /// When false, INVITEs held for a sleeping phone are never released.
     pub release_bucket: bool,
+    /// Seal pushes to the `pn-sealkey` the phone registered, as our server does.
+    pub seal_pushes: bool,
 }
 
 pub fn summary(m: &Message) -> String {
@@ -128,6 +130,7 @@ impl Sim {
             ladder: Vec::new(),
             registers: Vec::new(),
             release_bucket: true,
+            seal_pushes: false,
         }
     }
 
@@ -303,7 +306,10 @@ impl Sim {
                         has_video: false,
                         send_time: 0,
                     };
-                    let json = payload.to_json().unwrap();
+                    let json = match self.sealing_key(to).filter(|_| self.seal_pushes) {
+                        Some(key) => push::seal(&payload, &key).unwrap().into_string(),
+                        None => payload.to_json().unwrap(),
+                    };
                     self.pushes.push((to, json.clone()));
                     let now = self.now;
                     self.phone(to).handle_push(now, json.into(), None);
@@ -324,6 +330,18 @@ impl Sim {
             }
             _ => self.bucket.push(d),
         }
+    }
+
+    /// The `pn-sealkey` of the last REGISTER from `phone`, as a server reads it.
+    pub fn sealing_key(&self, phone: Addr) -> Option<push::SealingKey> {
+        let register = self.registers.iter().rev().find(|r| {
+            r.top_via()
+                .is_some_and(|v| v.to_string().contains(&format!("{phone}.test")))
+        })?;
+        let contact = register.header(HeaderName::Contact)?;
+        let value = contact.split("pn-sealkey=").nth(1)?;
+        let value = value.split([';', '>']).next()?;
+        push::SealingKey::from_base64url(value).ok()
     }
 
     fn next_time(&self) -> Option<Instant> {

@@ -1,0 +1,239 @@
+//! A [`Phone`] on real sockets: the thin tokio driver. It feeds the core
+//! what the SIP [`TransportLayer`] receives and what the push service's
+//! device handle delivers, sends what the core transmits, and sleeps until
+//! its next timer. Every decision stays in the sans-IO core.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use push::service::{DeviceEvent, DeviceHandle};
+use sip::endpoint::resolve_uri;
+use sip::transport::{Incoming, Target, Transport, TransportConfig, TransportError};
+use sip::ua::UaConfig;
+use sip::TransportLayer;
+use tokio::sync::mpsc;
+
+use crate::config::PhoneConfig;
+use crate::event::PhoneEvent;
+use crate::phone::Phone;
+use crate::sdp::SimpleSdp;
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// What the endpoint saw: the phone's events and the SIP messages on the
+/// wire (for a ladder).
+#[derive(Debug)]
+pub enum EndpointEvent {
+    Phone(PhoneEvent),
+    /// A SIP message sent (`outgoing`) to or received from `peer`; `line`
+    /// is its request line or status line.
+    Sip {
+        outgoing: bool,
+        peer: SocketAddr,
+        line: String,
+    },
+}
+
+/// A phone bound to a local address.
+pub struct PhoneEndpoint {
+    phone: Phone<Target>,
+    transport: TransportLayer,
+    incoming: mpsc::Receiver<Incoming>,
+    local: SocketAddr,
+    device: Option<DeviceHandle>,
+    started: bool,
+    wire: std::collections::VecDeque<EndpointEvent>,
+}
+
+fn first_line(bytes: &[u8]) -> String {
+    let end = bytes
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(bytes.len());
+    String::from_utf8_lossy(&bytes[..end]).into_owned()
+}
+
+impl PhoneEndpoint {
+    /// Binds UDP and TCP on `bind` (port 0 picks one) for `config`'s AOR;
+    /// the contact names the bound UDP address. `configure` adjusts the
+    /// SIP identity (credentials, timers, display name). Media ports are
+    /// offered from `media_port` up (0: from 40000), on the bound address.
+    pub async fn bind(
+        bind: SocketAddr,
+        config: PhoneConfig,
+        media_port: u16,
+        configure: impl FnOnce(&mut UaConfig),
+    ) -> Result<PhoneEndpoint, TransportError> {
+        let (transport, incoming) = TransportLayer::bind(TransportConfig::new(bind)).await?;
+        let local = transport.local_addr(Transport::Udp).unwrap_or(bind);
+        let host = match local.ip() {
+            IpAddr::V6(a) => format!("[{a}]"),
+            IpAddr::V4(a) => a.to_string(),
+        };
+        let user = config
+            .aor
+            .split_once(':')
+            .map_or(config.aor.as_str(), |(_, r)| r)
+            .split('@')
+            .next()
+            .unwrap_or("phone")
+            .to_owned();
+        let mut ua = UaConfig::new(
+            config.aor.clone(),
+            format!("sip:{user}@{host}:{}", local.port()),
+            format!("UDP {host}:{}", local.port()),
+        );
+        configure(&mut ua);
+        let session_id = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(1, |d| d.as_secs());
+        let media_port = if media_port == 0 { 40000 } else { media_port };
+        let media = SimpleSdp::new(local.ip(), media_port, session_id);
+        let phone = Phone::new(config, ua, Box::new(resolve_uri), Box::new(media));
+        Ok(PhoneEndpoint {
+            phone,
+            transport,
+            incoming,
+            local,
+            device: None,
+            started: false,
+            wire: Default::default(),
+        })
+    }
+
+    /// Starts the phone ([`Phone::start`]): it registers, or asks PushKit
+    /// for a token first when it has push.
+    pub fn start(&mut self) {
+        self.started = true;
+        self.phone.start(now());
+        self.feed_token();
+    }
+
+    /// Receives pushes from the push service's device handle; its token
+    /// goes to PushKit once the phone has started (and the phone registers
+    /// with it).
+    pub fn attach_push_device(&mut self, device: DeviceHandle) {
+        self.device = Some(device);
+        self.feed_token();
+    }
+
+    fn feed_token(&mut self) {
+        if let (true, Some(device)) = (self.started, &self.device) {
+            let token = hex_bytes(device.token().as_str());
+            self.phone.handle_push_credentials(now(), token);
+        }
+    }
+
+    /// The bound UDP address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn now(&self) -> Instant {
+        now()
+    }
+
+    /// The sans-IO core, to start, call, answer, hold… (pass [`Self::now`]).
+    pub fn phone(&mut self) -> &mut Phone<Target> {
+        &mut self.phone
+    }
+
+    async fn flush(&mut self) {
+        while let Some(t) = self.phone.poll_transmit() {
+            self.wire.push_back(EndpointEvent::Sip {
+                outgoing: true,
+                peer: t.dest.addr,
+                line: first_line(&t.bytes),
+            });
+            if let Err(e) = self.transport.send(&t.dest, t.bytes).await {
+                tracing::warn!(dest = %t.dest.addr, "send failed: {e}");
+                if let Some(tx) = t.tx {
+                    self.phone.handle_transport_error(now(), tx);
+                }
+            }
+        }
+    }
+
+    fn receive(&mut self, inc: Incoming) {
+        self.wire.push_back(EndpointEvent::Sip {
+            outgoing: false,
+            peer: inc.source,
+            line: first_line(&inc.message.to_bytes()),
+        });
+        let source = Target::new(inc.transport, inc.source);
+        let reliable = inc.transport.is_reliable();
+        self.phone.handle_sip(now(), inc.message, source, reliable);
+    }
+
+    fn on_device(&mut self, event: DeviceEvent) {
+        match event {
+            DeviceEvent::Push(push) => {
+                self.phone.handle_push(now(), push.payload, None);
+            }
+            DeviceEvent::TokenUpdated(token) => {
+                self.phone
+                    .handle_push_credentials(now(), hex_bytes(token.as_str()));
+            }
+        }
+    }
+
+    /// Runs the phone until its next event (or SIP message), or `None` at `deadline`.
+    pub async fn next_event(&mut self, deadline: Instant) -> Option<EndpointEvent> {
+        loop {
+            self.flush().await;
+            if let Some(e) = self.wire.pop_front() {
+                return Some(e);
+            }
+            if let Some(e) = self.phone.poll_event() {
+                return Some(EndpointEvent::Phone(e));
+            }
+            let wake = self
+                .phone
+                .poll_timeout()
+                .map_or(deadline, |t| t.min(deadline));
+            let device = async {
+                match self.device.as_mut() {
+                    Some(d) => d.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                received = self.incoming.recv() => {
+                    let inc = received?;
+                    self.receive(inc);
+                }
+                event = device => match event {
+                    Some(event) => self.on_device(event),
+                    None => self.device = None,
+                },
+                _ = tokio::time::sleep_until(wake.into()) => {
+                    if now() >= deadline {
+                        self.flush().await;
+                        return self.wire.pop_front().or_else(|| self.phone.poll_event().map(EndpointEvent::Phone));
+                    }
+                    self.phone.handle_timeout(now());
+                }
+            }
+        }
+    }
+
+    /// Keeps the phone running for `d`, returning what happened.
+    pub async fn run_for(&mut self, d: Duration) -> Vec<EndpointEvent> {
+        let deadline = now() + d;
+        let mut events = Vec::new();
+        while let Some(e) = self.next_event(deadline).await {
+            events.push(e);
+        }
+        events
+    }
+}
+
+/// A hex device token as bytes (PushKit's credentials); non-hex pairs are skipped.
+fn hex_bytes(hex: &str) -> Vec<u8> {
+    hex.as_bytes()
+        .chunks(2)
+        .filter_map(|p| u8::from_str_radix(std::str::from_utf8(p).ok()?, 16).ok())
+        .collect()
+}

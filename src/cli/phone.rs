@@ -1,0 +1,191 @@
+//! `callkit-voip phone`: a headless softphone — the `phone` crate's core on
+//! real sockets, printing a readable ladder of SIP messages and CallKit
+//! events with their times.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use callkit::{CallAction, RingChoice, ScriptedCallUi, Transaction};
+use phone::endpoint::{EndpointEvent, PhoneEndpoint};
+use phone::{PhoneConfig, PhoneEvent};
+
+#[derive(clap::Args, Debug)]
+#[command(
+    after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
+)]
+pub struct PhoneArgs {
+    /// Our address-of-record, e.g. sip:alice@127.0.0.1.
+    #[arg(long)]
+    aor: String,
+    /// Password for digest challenges (the user is the AOR's user part).
+    #[arg(long, env = "CALLKIT_PHONE_PASSWORD")]
+    password: Option<String>,
+    /// Registrar/proxy HOST:PORT to register with (and to complete dialled names);
+    /// without it the phone does not register and is called directly.
+    #[arg(long)]
+    server: Option<String>,
+    /// Local UDP and TCP address (port 0 picks one).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Answer every incoming call after this many seconds of ringing.
+    #[arg(long, value_name = "SECONDS")]
+    auto_answer: Option<f64>,
+    /// Place a call at start: a SIP URI, a user name or a number.
+    #[arg(long, value_name = "URI")]
+    call: Option<String>,
+    /// Hang up our call this many seconds after it connects.
+    #[arg(long, value_name = "SECONDS")]
+    hangup_after: Option<f64>,
+    /// Exit 0 once this many calls have ended (1 if the timeout comes first).
+    #[arg(long)]
+    calls: Option<u32>,
+    /// Stop after this many seconds (default: run until interrupted).
+    #[arg(long, value_name = "SECONDS")]
+    timeout: Option<f64>,
+    /// Registration interval to ask for, in seconds.
+    #[arg(long, default_value_t = 600)]
+    expires: u32,
+    /// First RTP port offered in SDP.
+    #[arg(long, default_value_t = 40000)]
+    media_port: u16,
+}
+
+pub fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(phone(args))
+}
+
+fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("--{flag} {s}: {e}"))
+}
+
+async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
+    let mut config = PhoneConfig::new(args.aor.clone());
+    config.expires = args.expires;
+    if let Some(server) = &args.server {
+        config.registrar = Some(format!("sip:{server}"));
+        config.domain = server.clone();
+    }
+    let user = args
+        .aor
+        .split_once(':')
+        .map_or(args.aor.as_str(), |(_, r)| r)
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let password = args.password.clone();
+    let mut ep = PhoneEndpoint::bind(args.listen, config, args.media_port, |ua| {
+        ua.credentials = password.map(|p| (user, p));
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(s) = args.auto_answer {
+        let delay = seconds(s, "auto-answer")?;
+        let mut ui = ScriptedCallUi::new();
+        for _ in 0..10_000 {
+            ui = ui.on_ring(delay, RingChoice::Answer);
+        }
+        ep.phone().set_call_ui(Box::new(ui));
+    }
+    let hangup_after = args
+        .hangup_after
+        .map(|s| seconds(s, "hangup-after"))
+        .transpose()?;
+    let start = ep.now();
+    let deadline = match args.timeout {
+        Some(s) => start + seconds(s, "timeout")?,
+        None => start + Duration::from_secs(100 * 365 * 24 * 3600),
+    };
+    let print = |line: &str| {
+        let t = start.elapsed().as_secs_f64();
+        println!("{t:9.3}  {line}");
+    };
+    print(&format!(
+        "phone {} listening on {} (UDP and TCP)",
+        args.aor,
+        ep.local_addr()
+    ));
+    ep.start();
+    let mut ours = None;
+    if let Some(target) = &args.call {
+        let now = ep.now();
+        match ep.phone().start_call(now, target) {
+            Ok(uuid) => ours = Some(uuid),
+            Err(e) => anyhow::bail!("cannot call {target}: {e}"),
+        }
+    }
+    let mut hangup_at: Option<Instant> = None;
+    let mut ended = 0u32;
+    loop {
+        let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
+        let Some(event) = ep.next_event(wake).await else {
+            if hangup_at.is_some_and(|h| h <= ep.now()) {
+                hangup_at = None;
+                if let Some(uuid) = ours {
+                    let now = ep.now();
+                    let end = Transaction::with_action(CallAction::end_call(uuid));
+                    if let Err(e) = ep.phone().request(now, end) {
+                        print(&format!("hang-up refused: {e}"));
+                    }
+                }
+                continue;
+            }
+            if args.calls.is_some() {
+                print("timed out before the calls asked for ended");
+                return Ok(ExitCode::FAILURE);
+            }
+            return Ok(ExitCode::SUCCESS);
+        };
+        match event {
+            EndpointEvent::Sip { .. } => print(&describe(event)),
+            EndpointEvent::Phone(e) => {
+                print(&format!("  {}", e.describe()));
+                match e {
+                    PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
+                        hangup_at = hangup_after.map(|d| ep.now() + d);
+                    }
+                    PhoneEvent::CallEnded { uuid, .. } => {
+                        if Some(uuid) == ours {
+                            ours = None;
+                            hangup_at = None;
+                        }
+                        ended += 1;
+                        if args.calls.is_some_and(|n| ended >= n) {
+                            // Let the last BYE's answer come in.
+                            for e in ep.run_for(Duration::from_millis(200)).await {
+                                print(&describe(e));
+                            }
+                            print(&format!("{ended} call(s) ended; done"));
+                            return Ok(ExitCode::SUCCESS);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// One ladder line: a SIP message with its direction and peer, or a phone event.
+fn describe(event: EndpointEvent) -> String {
+    match event {
+        EndpointEvent::Sip {
+            outgoing,
+            peer,
+            line,
+        } => {
+            let line = line.trim_end_matches(" SIP/2.0");
+            let line = line.strip_prefix("SIP/2.0 ").unwrap_or(line);
+            if outgoing {
+                format!("→ {line:<48} to {peer}")
+            } else {
+                format!("← {line:<48} from {peer}")
+            }
+        }
+        EndpointEvent::Phone(e) => format!("  {}", e.describe()),
+    }
+}
