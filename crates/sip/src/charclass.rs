@@ -28,6 +28,12 @@ pub(crate) const TEL_DIGIT: u16 = 1 << 11;
 pub(crate) const HOST: u16 = 1 << 10;
 /// Characters of a hostname label: alphanum and `-`.
 pub(crate) const LABEL: u16 = 1 << 12;
+/// A Call-ID `word`: [`WORD`] plus any non-ASCII byte (UTF-8 is let through).
+pub(crate) const CALL_ID_WORD: u16 = 1 << 13;
+/// An unquoted display name: token characters and white space.
+pub(crate) const DISPLAY_NAME: u16 = 1 << 14;
+/// An unquoted generic-param value: token characters and `:` (IPv6 in Via).
+pub(crate) const GEN_VALUE: u16 = 1 << 15;
 
 const fn alnum(c: u8) -> bool {
     c.is_ascii_alphanumeric()
@@ -53,6 +59,15 @@ const fn classes_of(c: u8) -> u16 {
     }
     if token || among(c, b"()<>:\\\"/[]?{}") {
         m |= WORD;
+    }
+    if token || among(c, b"()<>:\\\"/[]?{}") || c >= 0x80 {
+        m |= CALL_ID_WORD;
+    }
+    if token || c == b' ' || c == b'\t' {
+        m |= DISPLAY_NAME;
+    }
+    if token || c == b':' {
+        m |= GEN_VALUE;
     }
     if unreserved {
         m |= UNRESERVED;

@@ -11,6 +11,7 @@ use crate::error::ParseError;
 use crate::header::addr::{
     parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr,
 };
+use crate::header::quick;
 use crate::header::simple::{
     check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
     parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader,
@@ -176,7 +177,8 @@ impl Message {
             }
             let (name, value) = split_field(line)?;
             let value = trim_ws(value);
-            let kind = HeaderName::from_name(name);
+            let at = span(text, name).0 as usize;
+            let kind = HeaderName::from_name_in(name, &text.as_bytes()[at..]);
             if kind.is_single() {
                 let bit = 1u32 << (single_index(kind));
                 if seen_single & bit != 0 {
@@ -862,14 +864,16 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
             "{uri:.60} must not be enclosed in <>"
         )));
     }
-    match Uri::parse(uri) {
-        Ok(Uri::Sip(u)) if u.has_headers() => {
-            return Err(ParseError::BadRequestUri(format!(
-                "{uri:.60} has headers, which a Request-URI must not carry"
-            )));
+    if !quick::sip_uri(uri.as_bytes()) {
+        match Uri::parse(uri) {
+            Ok(Uri::Sip(u)) if u.has_headers() => {
+                return Err(ParseError::BadRequestUri(format!(
+                    "{uri:.60} has headers, which a Request-URI must not carry"
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
         }
-        Ok(_) => {}
-        Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
     }
     Ok(StartLine::Request {
         method: Method::from_token(method),
@@ -895,10 +899,24 @@ fn check_version(v: &str) -> Result<(), ParseError> {
     }
 }
 
+/// Whether a header has a shape [`quick`] accepts without the full parser.
+#[inline]
+fn quick_accepts(kind: HeaderName, value: &str) -> bool {
+    match kind {
+        HeaderName::Via => quick::vias(value),
+        HeaderName::From | HeaderName::To => quick::single_addr(value),
+        HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path => {
+            quick::addr_list(value)
+        }
+        _ => false,
+    }
+}
+
 /// Checks the headers a stack relies on; others are kept as they are.
 fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError> {
     let canonical = || kind.as_str();
     match kind {
+        _ if quick_accepts(kind, value) => Ok(()),
         HeaderName::Via => scan_vias(value, |_| {}).map_err(|e| bad(canonical(), e)),
         HeaderName::From | HeaderName::To => parse_name_addr(value)
             .map(|_| ())

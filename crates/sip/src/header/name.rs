@@ -39,6 +39,28 @@ macro_rules! header_names {
                 HeaderName::Other
             }
 
+            /// [`HeaderName::from_name`] for a `name` that `rest` starts
+            /// with. Where `rest` runs on for NAME_WORDS * 8 bytes, the name
+            /// is compared as whole words read in place, with the bytes past
+            /// it masked off, instead of being copied first.
+            #[inline]
+            pub(crate) fn from_name_in(name: &str, rest: &[u8]) -> HeaderName {
+                let len = name.len();
+                let window = match rest.get(..NAME_WORDS * 8) {
+                    Some(w) if (2..=NAME_WORDS * 8).contains(&len) => w,
+                    _ => return Self::from_name(name),
+                };
+                for &i in &BY_HASH[name_hash(name.as_bytes())] {
+                    let Some(&(full, kind)) = FULL_NAMES.get(usize::from(i)) else {
+                        break;
+                    };
+                    if full.len() == len && same_words(usize::from(i), window, len) {
+                        return kind;
+                    }
+                }
+                HeaderName::Other
+            }
+
             /// The compact forms (RFC 3261 §7.3.3), given in lower case.
             fn from_compact(c: u8) -> HeaderName {
                 $($(
@@ -110,6 +132,23 @@ fn same_name(i: usize, b: &[u8]) -> bool {
     (0..NAME_WORDS).all(|w| {
         let word = u64::from_le_bytes(buf[w * 8..w * 8 + 8].try_into().unwrap_or_default());
         word | f.mask[w] == f.lower[w]
+    })
+}
+
+/// `same_name` for a name of `len` bytes at the start of `window`, which
+/// holds NAME_WORDS whole words.
+#[inline]
+fn same_words(i: usize, window: &[u8], len: usize) -> bool {
+    let f = &FOLDED[i];
+    (0..NAME_WORDS).all(|w| {
+        let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
+        // Keep only the bytes of the name: those before `len`.
+        let keep = match len.saturating_sub(w * 8) {
+            0 => 0,
+            n if n >= 8 => u64::MAX,
+            n => (1u64 << (n * 8)) - 1,
+        };
+        (word | f.mask[w]) & keep == f.lower[w]
     })
 }
 
@@ -293,6 +332,35 @@ mod tests {
         for &(full, kind) in super::FULL_NAMES {
             assert_eq!(HeaderName::from_name(full), kind);
             assert_eq!(HeaderName::from_name(&full.to_ascii_uppercase()), kind);
+        }
+    }
+
+    #[test]
+    fn names_read_in_place_match_names_alone() {
+        let mut names: Vec<String> = super::FULL_NAMES
+            .iter()
+            .flat_map(|(n, _)| [n.to_string(), n.to_ascii_uppercase(), n[1..].to_string()])
+            .collect();
+        names.extend(
+            [
+                "i",
+                "X-Custom",
+                "Via-",
+                "Contact-Lengths",
+                "Tp",
+                "NewFangledHeaderThatIsVeryLong",
+            ]
+            .map(String::from),
+        );
+        for name in names {
+            for tail in [": value and then some more text", ":", ""] {
+                let text = format!("{name}{tail}");
+                assert_eq!(
+                    HeaderName::from_name_in(&name, text.as_bytes()),
+                    HeaderName::from_name(&name),
+                    "{text:?}"
+                );
+            }
         }
     }
 }

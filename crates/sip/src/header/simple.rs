@@ -5,9 +5,9 @@
 use std::borrow::Cow;
 
 use super::params::{token_only, Params};
-use crate::charclass::{self, WORD};
+use crate::charclass::{self, CALL_ID_WORD};
 use crate::method::Method;
-use crate::scan::{is_ws, split_byte, trim_ws, unquote, Scanner};
+use crate::scan::{is_ws, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,31 @@ pub struct CSeq {
 }
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
+    // The usual shape, `digits SP method`, with a number that fits.
     let v = trim_ws(v);
+    let b = v.as_bytes();
+    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if (1..=9).contains(&n) && b.get(n) == Some(&b' ') {
+        let seq = decimal(&b[..n]);
+        let method = trim_ws(&v[n + 1..]);
+        if seq < 1 << 31 && token_only(method) {
+            return Ok(CSeq {
+                seq: seq as u32,
+                method: Method::from_token(method),
+            });
+        }
+    }
+    parse_cseq_general(v)
+}
+
+/// The value of a run of at most 19 ASCII digits.
+#[inline]
+fn decimal(digits: &[u8]) -> u64 {
+    digits.iter().fold(0, |n, &c| n * 10 + u64::from(c - b'0'))
+}
+
+/// [`parse_cseq`] for any value, with the reason when it is malformed.
+fn parse_cseq_general(v: &str) -> Result<CSeq, &'static str> {
     let sp = v
         .bytes()
         .position(is_ws)
@@ -48,6 +72,12 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
 /// Content-Length are written.
 pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
     let v = trim_ws(v);
+    let b = v.as_bytes();
+    // Up to 19 digits cannot overflow a u64.
+    if (1..=19).contains(&b.len()) && b.iter().all(|c| c.is_ascii_digit()) {
+        let n = decimal(b);
+        return if n <= max { Ok(n) } else { Err(what) };
+    }
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(what);
     }
@@ -63,12 +93,16 @@ pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'stat
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
     let v = trim_ws(v);
-    let (a, b) = match split_byte(v, b'@') {
-        Some((a, b)) => (a, Some(b)),
-        None => (v, None),
-    };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| charclass::is(c, WORD) || c >= 0x80);
-    if word(a) && b.is_none_or(word) {
+    let b = v.as_bytes();
+    // A word, then at most one '@' and another word; '@' is no word character.
+    let a = charclass::run(b, CALL_ID_WORD);
+    let ok = a > 0
+        && (a == b.len()
+            || (b[a] == b'@' && {
+                let w = charclass::run(&b[a + 1..], CALL_ID_WORD);
+                w > 0 && a + 1 + w == b.len()
+            }));
+    if ok {
         Ok(v)
     } else {
         Err("the Call-ID must be word[@word]")
@@ -230,22 +264,36 @@ pub(crate) fn scan_token_list<'a>(
     v: &'a str,
     mut each: impl FnMut(&'a str),
 ) -> Result<(), &'static str> {
-    if trim_ws(v).is_empty() {
+    // Each item is white space, a token, white space, then ',' or the end;
+    // a list of nothing but white space is empty.
+    let b = v.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if i == b.len() {
         return Ok(());
     }
-    // Each item is white space, a token, white space, then ',' or the end.
-    let mut sc = Scanner::new(v);
     loop {
-        let t = sc.token().ok_or(NOT_TOKENS)?;
-        each(t);
-        sc.skip_ws();
-        if sc.at_end() {
-            return Ok(());
+        let start = i;
+        while i < b.len() && charclass::is(b[i], charclass::TOKEN) {
+            i += 1;
         }
-        if sc.peek() != Some(b',') {
+        if i == start {
             return Err(NOT_TOKENS);
         }
-        sc.pos += 1;
+        each(&v[start..i]);
+        i = skip_ws(i);
+        if i == b.len() {
+            return Ok(());
+        }
+        if b[i] != b',' {
+            return Err(NOT_TOKENS);
+        }
+        i = skip_ws(i + 1);
     }
 }
 

@@ -87,7 +87,7 @@ fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
 }
 
 /// Checks the values of the parameters RFC 3261 and RFC 3581 give a meaning.
-fn check_param(p: Param<'_>) -> Result<(), &'static str> {
+pub(crate) fn check_param(p: Param<'_>) -> Result<(), &'static str> {
     let is = |n: &str| p.name.eq_ignore_ascii_case(n);
     if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() {
         return Err("ttl must be 0-255");

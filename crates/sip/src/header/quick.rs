@@ -1,0 +1,365 @@
+//! Quick acceptance of the header shapes nearly every message has, for the
+//! checks that run on every parse: Via, the address headers and `sip:` URIs.
+//!
+//! Each check here answers only "certainly valid": it builds nothing and
+//! gives up (`false`/`None`) on anything unusual — escapes, quoted-pairs,
+//! IPv6 references, an addr-spec without `<>`, an error. The full parser then
+//! decides, so what is accepted, and every error and its reason, stay the
+//! full parser's. Each check therefore accepts a subset of what the full
+//! parser accepts; the tests below hold them to that.
+
+use std::net::Ipv4Addr;
+
+use crate::charclass::{self, DISPLAY_NAME, GEN_VALUE, LABEL, TOKEN, URI_PARAM, USER};
+use crate::header::params::Param;
+use crate::header::via::check_param;
+use crate::scan::is_ws;
+
+/// The index of the first byte from `i` that is not SP or HT.
+#[inline(always)]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && is_ws(b[i]) {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the first byte from `i` outside the classes of `mask`.
+#[inline(always)]
+fn run(b: &[u8], mut i: usize, mask: u16) -> usize {
+    while i < b.len() && charclass::is(b[i], mask) {
+        i += 1;
+    }
+    i
+}
+
+/// The end of the hostname or IPv4 address at `b[i..]`, as
+/// `Host::parse_prefix` finds it: labels of alphanumerics with inner
+/// hyphens, single dots between them (a trailing dot gives up).
+#[inline]
+fn host(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i;
+    let mut digits_only = true;
+    loop {
+        let start = j;
+        while j < b.len() && charclass::is(b[j], LABEL) {
+            digits_only &= b[j].is_ascii_digit();
+            j += 1;
+        }
+        if j == start || b[start] == b'-' || b[j - 1] == b'-' {
+            return None;
+        }
+        if b.get(j) != Some(&b'.') {
+            break;
+        }
+        j += 1;
+    }
+    // All digits and dots: it must be an IPv4 address, as the parser says.
+    if digits_only {
+        std::str::from_utf8(&b[i..j])
+            .ok()?
+            .parse::<Ipv4Addr>()
+            .ok()?;
+    }
+    Some(j)
+}
+
+/// Is `b` a `sip:`/`sips:` URI of the shape `SipUri::parse_common` takes
+/// (`[user@]host[:port]*(;name[=value])`)?
+#[inline]
+pub(crate) fn sip_uri(b: &[u8]) -> bool {
+    let mut i = match b.get(..5) {
+        Some([s, i, p, b':', _]) if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' => 4,
+        Some([s, i, p, s2, b':'])
+            if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' && s2 | 0x20 == b's' =>
+        {
+            5
+        }
+        _ => return false,
+    };
+    let n = run(b, i, USER);
+    if n > i && b.get(n) == Some(&b'@') {
+        i = n + 1;
+    }
+    let Some(j) = host(b, i) else {
+        return false;
+    };
+    i = j;
+    if b.get(i) == Some(&b':') {
+        let end = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
+        if !(1..=5).contains(&end) || decimal(&b[i + 1..i + 1 + end]) > u64::from(u16::MAX) {
+            return false;
+        }
+        i += 1 + end;
+    }
+    while b.get(i) == Some(&b';') {
+        let name = run(b, i + 1, URI_PARAM);
+        if name == i + 1 {
+            return false;
+        }
+        i = name;
+        if b.get(i) == Some(&b'=') {
+            let value = run(b, i + 1, URI_PARAM);
+            if value == i + 1 {
+                return false;
+            }
+            i = value;
+        }
+    }
+    i == b.len()
+}
+
+#[inline(always)]
+fn decimal(digits: &[u8]) -> u64 {
+    digits.iter().fold(0, |n, &c| n * 10 + u64::from(c - b'0'))
+}
+
+/// The end of a quoted string at `b[i]` (a `"`), if it has no quoted-pair.
+#[inline]
+fn quoted(b: &[u8], i: usize) -> Option<usize> {
+    let j = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
+    (b[j] == b'"').then_some(j + 1)
+}
+
+/// `*( SEMI generic-param )` from `s[i..]`, as `Params::scan_each` reads
+/// it, showing each to `each` (which may give up); the end of the last.
+#[inline(always)]
+fn params<'a>(
+    s: &'a str,
+    mut i: usize,
+    mut each: impl FnMut(&'a str, Option<&'a str>) -> bool,
+) -> Option<usize> {
+    let b = s.as_bytes();
+    loop {
+        let semi = ws(b, i);
+        if b.get(semi) != Some(&b';') {
+            return Some(i);
+        }
+        let name = ws(b, semi + 1);
+        let mut end = run(b, name, TOKEN);
+        if end == name {
+            return None;
+        }
+        let name_text = &s[name..end];
+        let mut value = None;
+        let eq = ws(b, end);
+        if b.get(eq) == Some(&b'=') {
+            let v = ws(b, eq + 1);
+            end = match b.get(v) {
+                Some(b'"') => quoted(b, v)?,
+                Some(b'[') | None => return None,
+                Some(_) => run(b, v, GEN_VALUE),
+            };
+            if end == v {
+                return None;
+            }
+            value = Some(&s[v..end]);
+        }
+        if !each(name_text, value) {
+            return None;
+        }
+        i = end;
+    }
+}
+
+/// One `name-addr` with `<>` and its parameters at `b[i..]`, as
+/// `scan_one` reads it; the end of its last parameter.
+#[inline]
+fn name_addr(s: &str, i: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut i = ws(b, i);
+    if b.get(i) == Some(&b'"') {
+        i = ws(b, quoted(b, i)?);
+    } else {
+        // Tokens and white space up to the '<': the display name.
+        i = run(b, i, DISPLAY_NAME);
+    }
+    if b.get(i) != Some(&b'<') {
+        return None;
+    }
+    let uri = i + 1;
+    let end = uri + memchr::memchr(b'>', &b[uri..])?;
+    // White space inside <> fails here too.
+    if !sip_uri(&b[uri..end]) {
+        return None;
+    }
+    params(s, end + 1, |_, _| true)
+}
+
+/// A From or To value: one name-addr and nothing after it.
+pub(crate) fn single_addr(value: &str) -> bool {
+    let b = value.as_bytes();
+    name_addr(value, 0).is_some_and(|end| ws(b, end) == b.len())
+}
+
+/// A Contact, Route, Record-Route or Path value: name-addrs separated by commas.
+pub(crate) fn addr_list(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    loop {
+        let Some(end) = name_addr(value, i) else {
+            return false;
+        };
+        let next = ws(b, end);
+        match b.get(next) {
+            None => return true,
+            Some(b',') => i = next + 1,
+            Some(_) => return false,
+        }
+    }
+}
+
+/// A Via value: via-parms separated by commas, with the parameters RFC 3261
+/// and RFC 3581 give a meaning checked as `scan_vias` checks them.
+pub(crate) fn vias(value: &str) -> bool {
+    let b = value.as_bytes();
+    let mut i = 0;
+    loop {
+        // sent-protocol: token / token / token, white space allowed around '/'.
+        for slash in [true, true, false] {
+            let start = ws(b, i);
+            i = run(b, start, TOKEN);
+            if i == start {
+                return false;
+            }
+            if slash {
+                i = ws(b, i);
+                if b.get(i) != Some(&b'/') {
+                    return false;
+                }
+                i += 1;
+            }
+        }
+        let Some(end) = host(b, ws(b, i)) else {
+            return false;
+        };
+        i = end;
+        let colon = ws(b, i);
+        if b.get(colon) == Some(&b':') {
+            let start = ws(b, colon + 1);
+            let end = b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if !(1..=5).contains(&end) || decimal(&b[start..start + end]) > u64::from(u16::MAX) {
+                return false;
+            }
+            i = start + end;
+        }
+        let each = |name, value| check_param(Param { name, value }).is_ok();
+        let Some(end) = params(value, i, each) else {
+            return false;
+        };
+        let next = ws(b, end);
+        match b.get(next) {
+            None => return true,
+            Some(b',') => i = next + 1,
+            Some(_) => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::addr::{parse_name_addr, scan_addr_list};
+    use crate::header::via::scan_vias;
+    use crate::uri::Uri;
+
+    const URIS: &[&str] = &[
+        "sip:bob@biloxi.example.com",
+        "SIPS:alice@192.0.2.4:5061;transport=tcp;lr",
+        "sip:a-b.c1.d:65535;maddr=x",
+        "sip:1.2.3.4;x=y",
+    ];
+    const ADDRS: &[&str] = &[
+        "Alice <sip:alice@atlanta.example.com>;tag=1928301774",
+        "\"Bob B\" <sips:bob@b.example.com:5061> ; tag = x ;q=\"0.5\"",
+        "<sip:alice@pc33.atlanta.example.com;transport=udp>;+sip.instance=\"<urn:uuid:0-1>\"",
+        "<sip:p1.example.com;lr>, <sip:p2.example.com;lr>",
+    ];
+    const VIAS: &[&str] = &[
+        "SIP/2.0/UDP pc33.atlanta.example.com:5060;branch=z9hG4bKnashds8;rport",
+        "SIP / 2.0 / TCP 192.0.2.1 : 5070 ; received=192.0.2.2;ttl=7, SIP/2.0/UDP h;rport=9",
+    ];
+    /// Bytes that matter to these grammars.
+    const ALPHABET: &[u8] = b" \t;:,=<>\"@.-[]?%/\\a1Z\x80";
+
+    /// Every value one or two edits away from a seed: a byte replaced,
+    /// inserted or deleted, each from ALPHABET at every position (two edits
+    /// from a bounded pseudo-random sample).
+    fn near(seeds: &[&str]) -> Vec<String> {
+        let mut out = Vec::new();
+        for seed in seeds {
+            let b = seed.as_bytes();
+            out.push(seed.to_string());
+            for i in 0..=b.len() {
+                if i < b.len() {
+                    let mut v = b.to_vec();
+                    v.remove(i);
+                    out.push(String::from_utf8_lossy(&v).into_owned());
+                }
+                for &c in ALPHABET {
+                    let mut v = b.to_vec();
+                    v.insert(i, c);
+                    out.push(String::from_utf8_lossy(&v).into_owned());
+                    if i < b.len() {
+                        v.remove(i);
+                        v[i] = c;
+                        out.push(String::from_utf8_lossy(&v).into_owned());
+                    }
+                }
+            }
+        }
+        let mut seed: u64 = 0x2545f4914f6cdd1d;
+        let mut rnd = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let singles = out.len();
+        for _ in 0..20_000 {
+            let mut v = out[rnd() % singles].as_bytes().to_vec();
+            let i = rnd() % (v.len() + 1);
+            v.insert(i, ALPHABET[rnd() % ALPHABET.len()]);
+            out.push(String::from_utf8_lossy(&v).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn the_common_shapes_are_taken_quickly() {
+        assert!(URIS.iter().all(|u| sip_uri(u.as_bytes())));
+        assert!(ADDRS[..3].iter().all(|a| single_addr(a)));
+        assert!(ADDRS.iter().all(|a| addr_list(a)));
+        assert!(VIAS.iter().all(|v| vias(v)));
+    }
+
+    #[test]
+    fn quick_uris_are_uris() {
+        for u in near(URIS) {
+            if sip_uri(u.as_bytes()) {
+                assert!(Uri::parse(&u).is_ok(), "{u:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quick_addresses_are_addresses() {
+        for a in near(ADDRS) {
+            if single_addr(&a) {
+                assert!(parse_name_addr(&a).is_ok(), "{a:?}");
+            }
+            if addr_list(&a) {
+                assert!(scan_addr_list(&a, |_| {}).is_ok(), "{a:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn quick_vias_are_vias() {
+        for v in near(VIAS) {
+            if vias(&v) {
+                assert!(scan_vias(&v, |_| {}).is_ok(), "{v:?}");
+            }
+        }
+    }
+}
