@@ -178,7 +178,7 @@ impl Message {
             let (name, value) = split_field(line)?;
             let value = trim_ws(value);
             let at = span(text, name).0 as usize;
-            let kind = HeaderName::from_name_in(name, &text.as_bytes()[at..]);
+            let kind = HeaderName::from_name_in(name, &raw[at..]);
             if kind.is_single() {
                 let bit = 1u32 << (single_index(kind));
                 if seen_single & bit != 0 {

@@ -22,43 +22,27 @@ macro_rules! header_names {
             pub fn from_name(name: &str) -> HeaderName {
                 let b = name.as_bytes();
                 match b.len() {
-                    0 => return HeaderName::Other,
-                    1 => return Self::from_compact(b[0].to_ascii_lowercase()),
-                    _ => {}
-                }
-                // One hash probe and at most BUCKET comparisons, instead of
-                // comparing against every known name in turn.
-                for &i in &BY_HASH[name_hash(b)] {
-                    let Some(&(full, kind)) = FULL_NAMES.get(usize::from(i)) else {
-                        break;
-                    };
-                    if full.len() == b.len() && same_name(usize::from(i), b) {
-                        return kind;
+                    0 => HeaderName::Other,
+                    1 => Self::from_compact(b[0].to_ascii_lowercase()),
+                    len @ 2..=WINDOW => {
+                        let mut window = [0u8; WINDOW];
+                        window[..len].copy_from_slice(b);
+                        lookup(&window, len)
                     }
+                    _ => HeaderName::Other,
                 }
-                HeaderName::Other
             }
 
             /// [`HeaderName::from_name`] for a `name` that `rest` starts
-            /// with. Where `rest` runs on for NAME_WORDS * 8 bytes, the name
-            /// is compared as whole words read in place, with the bytes past
-            /// it masked off, instead of being copied first.
+            /// with. Where `rest` runs on for WINDOW bytes, the name is read
+            /// in place, with the bytes past it masked off, instead of being
+            /// copied first.
             #[inline]
             pub(crate) fn from_name_in(name: &str, rest: &[u8]) -> HeaderName {
-                let len = name.len();
-                let window = match rest.get(..NAME_WORDS * 8) {
-                    Some(w) if (2..=NAME_WORDS * 8).contains(&len) => w,
-                    _ => return Self::from_name(name),
-                };
-                for &i in &BY_HASH[name_hash(name.as_bytes())] {
-                    let Some(&(full, kind)) = FULL_NAMES.get(usize::from(i)) else {
-                        break;
-                    };
-                    if full.len() == len && same_words(usize::from(i), window, len) {
-                        return kind;
-                    }
+                match rest.first_chunk::<WINDOW>() {
+                    Some(window) if (2..=WINDOW).contains(&name.len()) => lookup(window, name.len()),
+                    _ => Self::from_name(name),
                 }
-                HeaderName::Other
             }
 
             /// The compact forms (RFC 3261 §7.3.3), given in lower case.
@@ -79,6 +63,8 @@ macro_rules! header_names {
 
 /// Room for the longest known name, in whole 64-bit words.
 const NAME_WORDS: usize = 3;
+/// The bytes a name is read from: the name, then anything.
+const WINDOW: usize = NAME_WORDS * 8;
 
 /// A known name folded for comparison: its bytes in lower case, and a mask
 /// with 0x20 where it has a letter, so `(input | mask) == lower` holds
@@ -91,7 +77,7 @@ struct Folded {
 
 const fn fold(name: &[u8]) -> Folded {
     assert!(
-        name.len() <= NAME_WORDS * 8,
+        name.len() <= WINDOW,
         "a header name is too long for NAME_WORDS"
     );
     let mut f = Folded {
@@ -123,69 +109,96 @@ const fn build_folded() -> [Folded; FULL_NAMES.len()] {
 
 static FOLDED: [Folded; FULL_NAMES.len()] = build_folded();
 
-/// Does `b` (at most NAME_WORDS * 8 bytes) equal the known name `i` ignoring
-/// ASCII case? Compares whole words: names are short and this runs per line.
-fn same_name(i: usize, b: &[u8]) -> bool {
-    let mut buf = [0u8; NAME_WORDS * 8];
-    buf[..b.len()].copy_from_slice(b);
-    let f = &FOLDED[i];
-    (0..NAME_WORDS).all(|w| {
-        let word = u64::from_le_bytes(buf[w * 8..w * 8 + 8].try_into().unwrap_or_default());
-        word | f.mask[w] == f.lower[w]
-    })
+/// The little-endian word of `b[at..at + 8]`, in a const fn.
+const fn word_at(b: &[u8; WINDOW], at: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        w |= (b[at + i] as u64) << (i * 8);
+        i += 1;
+    }
+    w
 }
 
-/// `same_name` for a name of `len` bytes at the start of `window`, which
-/// holds NAME_WORDS whole words.
-#[inline]
-fn same_words(i: usize, window: &[u8], len: usize) -> bool {
-    let f = &FOLDED[i];
-    (0..NAME_WORDS).all(|w| {
-        let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
-        // Keep only the bytes of the name: those before `len`.
-        let keep = match len.saturating_sub(w * 8) {
-            0 => 0,
-            n if n >= 8 => u64::MAX,
-            n => (1u64 << (n * 8)) - 1,
-        };
-        (word | f.mask[w]) & keep == f.lower[w]
-    })
-}
-
-/// Names per hash bucket; `build_buckets` fails to compile if a bucket overflows.
-const BUCKET: usize = 3;
-const BUCKETS: usize = 64;
-/// A free slot in a bucket.
+/// Every byte of a word with 0x20 set: ASCII letters fold to lower case.
+const LOWER: u64 = 0x2020_2020_2020_2020;
+/// Found by search so that no two known names share a slot.
+const MULTIPLIER: u64 = 0x2982_5d2f_784c_9bf3;
+const SLOTS: usize = 256;
+/// A slot with no name.
 const EMPTY: u8 = u8::MAX;
 
-/// Mixes the length and the first and last letters (case-folded), which tell
-/// the known names apart well enough that no bucket holds more than two.
-const fn name_hash(b: &[u8]) -> usize {
-    let first = (b[0] | 0x20) as usize;
-    let last = (b[b.len() - 1] | 0x20) as usize;
-    (b.len() * 26 + first + (last << 3)) % BUCKETS
+/// The slot of the name of `len` (2..=WINDOW) bytes at the start of
+/// `window`: a multiplicative hash of its first and last eight bytes (fewer
+/// when it is shorter, the rest masked off) in lower case, and its length.
+#[inline(always)]
+const fn slot(window: &[u8; WINDOW], len: usize) -> usize {
+    let keep = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (len * 8)) - 1
+    };
+    let first = (word_at(window, 0) | LOWER) & keep;
+    let last = if len >= 8 {
+        word_at(window, len - 8) | LOWER
+    } else {
+        first
+    };
+    let key = first ^ (last << 1) ^ len as u64;
+    (key.wrapping_mul(MULTIPLIER) >> 56) as usize
 }
 
-const fn build_buckets() -> [[u8; BUCKET]; BUCKETS] {
-    let mut t = [[EMPTY; BUCKET]; BUCKETS];
+const fn build_slots() -> [u8; SLOTS] {
+    let mut t = [EMPTY; SLOTS];
     let mut i = 0;
     while i < FULL_NAMES.len() {
-        let h = name_hash(FULL_NAMES[i].0.as_bytes());
+        let name = FULL_NAMES[i].0.as_bytes();
+        let mut window = [0u8; WINDOW];
         let mut j = 0;
-        while t[h][j] != EMPTY {
+        while j < name.len() {
+            window[j] = name[j];
             j += 1;
-            assert!(
-                j < BUCKET,
-                "a header-name hash bucket overflows: raise BUCKET"
-            );
         }
-        t[h][j] = i as u8;
+        let h = slot(&window, name.len());
+        assert!(
+            t[h] == EMPTY,
+            "two header names share a slot: change MULTIPLIER"
+        );
+        t[h] = i as u8;
         i += 1;
     }
     t
 }
 
-static BY_HASH: [[u8; BUCKET]; BUCKETS] = build_buckets();
+/// The index in FULL_NAMES of the name in each slot.
+static BY_SLOT: [u8; SLOTS] = build_slots();
+
+/// The known full name of `len` (2..=WINDOW) bytes at the start of `window`,
+/// if it is one: one hash probe, then a comparison of whole words.
+#[inline]
+fn lookup(window: &[u8; WINDOW], len: usize) -> HeaderName {
+    let i = usize::from(BY_SLOT[slot(window, len)]);
+    let Some(&(full, kind)) = FULL_NAMES.get(i) else {
+        return HeaderName::Other;
+    };
+    let f = &FOLDED[i];
+    let same = full.len() == len
+        && (0..NAME_WORDS).all(|w| {
+            let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
+            // Only the bytes of the name count: those before `len`.
+            let keep = match len.saturating_sub(w * 8) {
+                0 => 0,
+                n if n >= 8 => u64::MAX,
+                n => (1u64 << (n * 8)) - 1,
+            };
+            (word | f.mask[w]) & keep == f.lower[w]
+        });
+    if same {
+        kind
+    } else {
+        HeaderName::Other
+    }
+}
 
 header_names! {
     Via => "Via", "v";

@@ -26,11 +26,8 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 
 /// The index of the first byte from `i` outside the classes of `mask`.
 #[inline(always)]
-fn run(b: &[u8], mut i: usize, mask: u16) -> usize {
-    while i < b.len() && charclass::is(b[i], mask) {
-        i += 1;
-    }
-    i
+fn run(b: &[u8], i: usize, mask: u16) -> usize {
+    i + charclass::run(&b[i.min(b.len())..], mask)
 }
 
 /// The end of the hostname or IPv4 address at `b[i..]`, as
@@ -39,13 +36,9 @@ fn run(b: &[u8], mut i: usize, mask: u16) -> usize {
 #[inline]
 fn host(b: &[u8], i: usize) -> Option<usize> {
     let mut j = i;
-    let mut digits_only = true;
     loop {
         let start = j;
-        while j < b.len() && charclass::is(b[j], LABEL) {
-            digits_only &= b[j].is_ascii_digit();
-            j += 1;
-        }
+        j = run(b, j, LABEL);
         if j == start || b[start] == b'-' || b[j - 1] == b'-' {
             return None;
         }
@@ -55,11 +48,9 @@ fn host(b: &[u8], i: usize) -> Option<usize> {
         j += 1;
     }
     // All digits and dots: it must be an IPv4 address, as the parser says.
-    if digits_only {
-        std::str::from_utf8(&b[i..j])
-            .ok()?
-            .parse::<Ipv4Addr>()
-            .ok()?;
+    let text = &b[i..j];
+    if text[0].is_ascii_digit() && text.iter().all(|&c| c.is_ascii_digit() || c == b'.') {
+        std::str::from_utf8(text).ok()?.parse::<Ipv4Addr>().ok()?;
     }
     Some(j)
 }
