@@ -279,9 +279,7 @@ pub(crate) fn scan_token_list<'a>(
     }
     loop {
         let start = i;
-        while i < b.len() && charclass::is(b[i], charclass::TOKEN) {
-            i += 1;
-        }
+        i += charclass::run(&b[i..], charclass::TOKEN);
         if i == start {
             return Err(NOT_TOKENS);
         }
