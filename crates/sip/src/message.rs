@@ -175,17 +175,26 @@ impl Message {
             if fields.len() == limits.max_headers {
                 return Err(ParseError::TooManyHeaders(limits.max_headers));
             }
-            let (name, value) = split_field(line)?;
-            let value = trim_ws(value);
+            let b = line.as_bytes();
+            let n = charclass::run(b, charclass::TOKEN);
+            // The usual shape, `Name: value` with one space after the colon
+            // and none at the end, needs no search for the colon or trimming.
+            let (name, value) = match b.get(n..n + 3) {
+                Some(&[b':', b' ', c]) if n > 0 && !is_ws(c) && !is_ws(b[b.len() - 1]) => {
+                    (&line[..n], &line[n + 2..])
+                }
+                _ => {
+                    let (name, value) = split_field(line)?;
+                    (name, trim_ws(value))
+                }
+            };
             let at = span(text, name).0 as usize;
             let kind = HeaderName::from_name_in(name, &raw[at..]);
-            if kind.is_single() {
-                let bit = 1u32 << (single_index(kind));
-                if seen_single & bit != 0 {
-                    return Err(ParseError::DuplicateHeader(kind.as_str()));
-                }
-                seen_single |= bit;
+            let bit = single_bit(kind);
+            if seen_single & bit != 0 {
+                return Err(ParseError::DuplicateHeader(kind.as_str()));
             }
+            seen_single |= bit;
             seen_mandatory |= mandatory_bit(kind);
             match kind {
                 // Parsed here once: the mandatory-header check needs its method.
@@ -769,17 +778,20 @@ fn split_field(line: &str) -> Result<(&str, &str), ParseError> {
     )))
 }
 
-fn single_index(name: HeaderName) -> u32 {
+/// A distinct bit for each header that may appear once only (see
+/// [`HeaderName::is_single`]), 0 for the others.
+fn single_bit(name: HeaderName) -> u32 {
     match name {
-        HeaderName::From => 0,
-        HeaderName::To => 1,
-        HeaderName::CallId => 2,
-        HeaderName::CSeq => 3,
-        HeaderName::MaxForwards => 4,
-        HeaderName::ContentLength => 5,
-        HeaderName::ContentType => 6,
-        HeaderName::Expires => 7,
-        _ => 8,
+        HeaderName::From => 1,
+        HeaderName::To => 1 << 1,
+        HeaderName::CallId => 1 << 2,
+        HeaderName::CSeq => 1 << 3,
+        HeaderName::MaxForwards => 1 << 4,
+        HeaderName::ContentLength => 1 << 5,
+        HeaderName::ContentType => 1 << 6,
+        HeaderName::Expires => 1 << 7,
+        HeaderName::MinExpires => 1 << 8,
+        _ => 0,
     }
 }
 

@@ -66,13 +66,16 @@ const NAME_WORDS: usize = 3;
 /// The bytes a name is read from: the name, then anything.
 const WINDOW: usize = NAME_WORDS * 8;
 
-/// A known name folded for comparison: its bytes in lower case, and a mask
+/// A known name folded for comparison: its bytes in lower case, a mask
 /// with 0x20 where it has a letter, so `(input | mask) == lower` holds
-/// exactly when the input equals the name ignoring ASCII case.
+/// exactly when the input equals the name ignoring ASCII case, and a mask
+/// of the bytes that are the name's in each word.
 #[derive(Clone, Copy)]
 struct Folded {
     lower: [u64; NAME_WORDS],
     mask: [u64; NAME_WORDS],
+    keep: [u64; NAME_WORDS],
+    len: usize,
 }
 
 const fn fold(name: &[u8]) -> Folded {
@@ -83,12 +86,15 @@ const fn fold(name: &[u8]) -> Folded {
     let mut f = Folded {
         lower: [0; NAME_WORDS],
         mask: [0; NAME_WORDS],
+        keep: [0; NAME_WORDS],
+        len: name.len(),
     };
     let mut i = 0;
     while i < name.len() {
         let c = name[i];
         let shift = (i % 8) * 8;
         f.lower[i / 8] |= (c.to_ascii_lowercase() as u64) << shift;
+        f.keep[i / 8] |= 0xff << shift;
         if c.is_ascii_alphabetic() {
             f.mask[i / 8] |= 0x20 << shift;
         }
@@ -128,22 +134,18 @@ const SLOTS: usize = 256;
 /// A slot with no name.
 const EMPTY: u8 = u8::MAX;
 
-/// The slot of the name of `len` (2..=WINDOW) bytes at the start of
-/// `window`: a multiplicative hash of its first and last eight bytes (fewer
-/// when it is shorter, the rest masked off) in lower case, and its length.
+/// The slot of a name of `len` (2..=WINDOW) bytes from its first and last
+/// eight bytes (`last` is ignored when it is shorter; the bytes past it are
+/// masked off): a multiplicative hash of those in lower case and its length.
 #[inline(always)]
-const fn slot(window: &[u8; WINDOW], len: usize) -> usize {
+const fn slot(first: u64, last: u64, len: usize) -> usize {
     let keep = if len >= 8 {
         u64::MAX
     } else {
         (1u64 << (len * 8)) - 1
     };
-    let first = (word_at(window, 0) | LOWER) & keep;
-    let last = if len >= 8 {
-        word_at(window, len - 8) | LOWER
-    } else {
-        first
-    };
+    let first = (first | LOWER) & keep;
+    let last = if len >= 8 { last | LOWER } else { first };
     let key = first ^ (last << 1) ^ len as u64;
     (key.wrapping_mul(MULTIPLIER) >> 56) as usize
 }
@@ -159,7 +161,8 @@ const fn build_slots() -> [u8; SLOTS] {
             window[j] = name[j];
             j += 1;
         }
-        let h = slot(&window, name.len());
+        let last = word_at(&window, name.len().saturating_sub(8));
+        let h = slot(word_at(&window, 0), last, name.len());
         assert!(
             t[h] == EMPTY,
             "two header names share a slot: change MULTIPLIER"
@@ -177,23 +180,13 @@ static BY_SLOT: [u8; SLOTS] = build_slots();
 /// if it is one: one hash probe, then a comparison of whole words.
 #[inline]
 fn lookup(window: &[u8; WINDOW], len: usize) -> HeaderName {
-    let i = usize::from(BY_SLOT[slot(window, len)]);
-    let Some(&(full, kind)) = FULL_NAMES.get(i) else {
+    let word = |at: usize| u64::from_le_bytes(window[at..at + 8].try_into().unwrap_or_default());
+    let i = usize::from(BY_SLOT[slot(word(0), word(len.saturating_sub(8)), len)]);
+    let (Some(f), Some(&(_, kind))) = (FOLDED.get(i), FULL_NAMES.get(i)) else {
         return HeaderName::Other;
     };
-    let f = &FOLDED[i];
-    let same = full.len() == len
-        && (0..NAME_WORDS).all(|w| {
-            let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
-            // Only the bytes of the name count: those before `len`.
-            let keep = match len.saturating_sub(w * 8) {
-                0 => 0,
-                n if n >= 8 => u64::MAX,
-                n => (1u64 << (n * 8)) - 1,
-            };
-            (word | f.mask[w]) & keep == f.lower[w]
-        });
-    if same {
+    let same = |w: usize| (word(w * 8) | f.mask[w]) & f.keep[w] == f.lower[w];
+    if f.len == len && same(0) && (len <= 8 || same(1)) && (len <= 16 || same(2)) {
         kind
     } else {
         HeaderName::Other
