@@ -115,7 +115,7 @@ const fn build() -> [u16; 256] {
     t
 }
 
-static TABLE: [u16; 256] = build();
+pub(crate) static TABLE: [u16; 256] = build();
 
 /// Is `c` in any of the classes of `mask`?
 #[inline(always)]

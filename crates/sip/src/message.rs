@@ -13,8 +13,8 @@ use crate::header::addr::{
 };
 use crate::header::quick;
 use crate::header::simple::{
-    check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
-    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader,
+    check_call_id, check_date, check_token_list, check_warning, parse_auth, parse_content_type,
+    parse_cseq, parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader,
     CSeq, ContentType, Reason,
 };
 use crate::header::via::{parse_vias, scan_vias, Via};
@@ -985,7 +985,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::Allow => scan_token_list(value, |_| {}).map_err(|e| bad(canonical(), e)),
+        | HeaderName::Allow => check_token_list(value).map_err(|e| bad(canonical(), e)),
         HeaderName::WwwAuthenticate
         | HeaderName::ProxyAuthenticate
         | HeaderName::Authorization

@@ -295,6 +295,62 @@ pub(crate) fn scan_token_list<'a>(
     }
 }
 
+/// [`scan_token_list`] for validation only, one table step a byte: the
+/// list is `*WS [token *WS *("," *WS token *WS)]`, read by an automaton
+/// whose state is a multiple of four and whose input is a byte's class.
+pub(crate) fn check_token_list(v: &str) -> Result<(), &'static str> {
+    let mut state = LIST_START;
+    for &c in v.as_bytes() {
+        state = LIST_STEP[usize::from(state | LIST_CLASS[usize::from(c)])];
+    }
+    match state {
+        LIST_START | LIST_TOKEN | LIST_AFTER => Ok(()),
+        _ => Err(NOT_TOKENS),
+    }
+}
+
+/// Classes of bytes in a token list.
+const IN_TOKEN: u8 = 0;
+const IN_WS: u8 = 1;
+const IN_COMMA: u8 = 2;
+const IN_OTHER: u8 = 3;
+/// States: nothing but white space yet; expecting a token after a comma;
+/// in a token; in white space after a token; wrong (for good).
+const LIST_START: u8 = 0;
+const LIST_NEXT: u8 = 4;
+const LIST_TOKEN: u8 = 8;
+const LIST_AFTER: u8 = 12;
+const LIST_WRONG: u8 = 16;
+
+static LIST_CLASS: [u8; 256] = {
+    let mut t = [IN_OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        if charclass::TABLE[c] & charclass::TOKEN != 0 {
+            t[c] = IN_TOKEN;
+        }
+        c += 1;
+    }
+    t[b' ' as usize] = IN_WS;
+    t[b'\t' as usize] = IN_WS;
+    t[b',' as usize] = IN_COMMA;
+    t
+};
+
+static LIST_STEP: [u8; 256] = {
+    let mut t = [LIST_WRONG; 256];
+    t[(LIST_START | IN_WS) as usize] = LIST_START;
+    t[(LIST_START | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_NEXT | IN_WS) as usize] = LIST_NEXT;
+    t[(LIST_NEXT | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_TOKEN | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_TOKEN | IN_WS) as usize] = LIST_AFTER;
+    t[(LIST_TOKEN | IN_COMMA) as usize] = LIST_NEXT;
+    t[(LIST_AFTER | IN_WS) as usize] = LIST_AFTER;
+    t[(LIST_AFTER | IN_COMMA) as usize] = LIST_NEXT;
+    t
+};
+
 const NOT_TOKENS: &str = "the list must hold tokens separated by commas";
 
 /// `WWW-Authenticate`, `Proxy-Authenticate`, `Authorization`,
@@ -365,6 +421,21 @@ mod tests {
         assert!(check_warning(r#"1812 overture "In Progress""#).is_err());
         assert!(check_call_id("0ha0isndaksdj@192.0.2.1").is_ok());
         assert!(check_call_id("a b").is_err());
+    }
+
+    #[test]
+    fn the_list_automaton_agrees_with_the_scanner() {
+        let mut words = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| ["a", " ", ",", "\t", "@"].map(|c| format!("{w}{c}")))
+                .collect();
+            for w in &longer {
+                assert_eq!(check_token_list(w), scan_token_list(w, |_| {}), "{w:?}");
+            }
+            words = longer;
+        }
     }
 
     #[test]
