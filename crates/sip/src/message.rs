@@ -612,7 +612,12 @@ const MANDATORY: [HeaderName; 5] = [
 ];
 
 /// A distinct bit for each [`MANDATORY`] header, 0 for the others.
+#[inline]
 fn mandatory_bit(name: HeaderName) -> u8 {
+    BITS[name as usize].1
+}
+
+const fn mandatory_bit_of(name: HeaderName) -> u8 {
     match name {
         HeaderName::Via => 1,
         HeaderName::From => 2,
@@ -622,6 +627,19 @@ fn mandatory_bit(name: HeaderName) -> u8 {
         _ => 0,
     }
 }
+
+/// [`single_bit_of`] and [`mandatory_bit_of`] of every name, by its index:
+/// one load per header line instead of two branching matches.
+static BITS: [(u32, u8); HeaderName::ALL.len()] = {
+    let mut t = [(0, 0); HeaderName::ALL.len()];
+    let mut i = 0;
+    while i < HeaderName::ALL.len() {
+        let name = HeaderName::ALL[i];
+        t[name as usize] = (single_bit_of(name), mandatory_bit_of(name));
+        i += 1;
+    }
+    t
+};
 
 /// The CRLFs seen while looking for the end of the header section, so the
 /// lines need not be searched for again. Kept on the stack; a message with
@@ -780,7 +798,12 @@ fn split_field(line: &str) -> Result<(&str, &str), ParseError> {
 
 /// A distinct bit for each header that may appear once only (see
 /// [`HeaderName::is_single`]), 0 for the others.
+#[inline]
 fn single_bit(name: HeaderName) -> u32 {
+    BITS[name as usize].0
+}
+
+const fn single_bit_of(name: HeaderName) -> u32 {
     match name {
         HeaderName::From => 1,
         HeaderName::To => 1 << 1,
@@ -859,6 +882,12 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: single spaces only.
+    if let Some((method, uri)) = quick::request_line(line) {
+        return Ok(StartLine::Request {
+            method: Method::from_token(method),
+            uri: span(base, uri),
+        });
+    }
     const SHAPE: ParseError = ParseError::BadStartLine(
         "a request line is METHOD SP Request-URI SP SIP/2.0, with single spaces",
     );

@@ -56,6 +56,11 @@ macro_rules! header_names {
             }
         }
 
+        impl HeaderName {
+            /// Every variant, `Other` last: for tables indexed by `name as usize`.
+            pub(crate) const ALL: &'static [HeaderName] = &[$(HeaderName::$variant,)* HeaderName::Other];
+        }
+
         /// Every full name with its variant, in declaration order.
         const FULL_NAMES: &[(&str, HeaderName)] = &[$(($canonical, HeaderName::$variant),)*];
     };

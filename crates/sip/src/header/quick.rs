@@ -102,45 +102,51 @@ fn host_by_labels(b: &[u8], i: usize) -> Option<usize> {
 /// (`[user@]host[:port]*(;name[=value])`)?
 #[inline]
 pub(crate) fn sip_uri(b: &[u8]) -> bool {
-    let mut i = match b.get(..5) {
-        Some([s, i, p, b':', _]) if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' => 4,
-        Some([s, i, p, s2, b':'])
+    sip_uri_at(b, 0) == Some(b.len())
+}
+
+/// The end of the URI that [`sip_uri`] takes at `b[i..]`, where the URI
+/// ends at a byte that none of its parts may hold (`>`, white space): as
+/// no part can run past that byte, reading in place finds what reading
+/// the URI alone would.
+#[inline]
+pub(crate) fn sip_uri_at(b: &[u8], at: usize) -> Option<usize> {
+    let mut i = match b.get(at..at + 5)? {
+        [s, i, p, b':', _] if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' => at + 4,
+        [s, i, p, s2, b':']
             if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' && s2 | 0x20 == b's' =>
         {
-            5
+            at + 5
         }
-        _ => return false,
+        _ => return None,
     };
     let n = run(b, i, USER);
     if n > i && b.get(n) == Some(&b'@') {
         i = n + 1;
     }
-    let Some(j) = host(b, i) else {
-        return false;
-    };
-    i = j;
+    i = host(b, i)?;
     if b.get(i) == Some(&b':') {
         let end = b[i + 1..].iter().take_while(|c| c.is_ascii_digit()).count();
         if !(1..=5).contains(&end) || decimal(&b[i + 1..i + 1 + end]) > u64::from(u16::MAX) {
-            return false;
+            return None;
         }
         i += 1 + end;
     }
     while b.get(i) == Some(&b';') {
         let name = run(b, i + 1, URI_PARAM);
         if name == i + 1 {
-            return false;
+            return None;
         }
         i = name;
         if b.get(i) == Some(&b'=') {
             let value = run(b, i + 1, URI_PARAM);
             if value == i + 1 {
-                return false;
+                return None;
             }
             i = value;
         }
     }
-    i == b.len()
+    Some(i)
 }
 
 #[inline(always)]
@@ -211,13 +217,25 @@ fn name_addr(s: &str, i: usize) -> Option<usize> {
     if b.get(i) != Some(&b'<') {
         return None;
     }
-    let uri = i + 1;
-    let end = uri + memchr::memchr(b'>', &b[uri..])?;
-    // White space inside <> fails here too.
-    if !sip_uri(&b[uri..end]) {
+    // The URI runs to the first '>'; white space inside <> fails here too.
+    let end = sip_uri_at(b, i + 1)?;
+    if b.get(end) != Some(&b'>') {
         return None;
     }
     params(s, end + 1, |_, _| true)
+}
+
+/// A request line of the usual shape, `METHOD SP sip-uri SP SIP/2.0`, as
+/// `(method, Request-URI)`.
+pub(crate) fn request_line(line: &str) -> Option<(&str, &str)> {
+    let b = line.as_bytes();
+    let method = run(b, 0, TOKEN);
+    if method == 0 || b.get(method) != Some(&b' ') {
+        return None;
+    }
+    let end = sip_uri_at(b, method + 1)?;
+    (b.get(end) == Some(&b' ') && b[end + 1..].eq_ignore_ascii_case(b"SIP/2.0"))
+        .then(|| (&line[..method], &line[method + 1..end]))
 }
 
 /// A From or To value: one name-addr and nothing after it.
@@ -398,6 +416,29 @@ mod tests {
             words = longer;
         }
         assert!(checked > 1000);
+    }
+
+    #[test]
+    fn quick_request_lines_are_request_lines() {
+        for line in near(&[
+            "INVITE sip:bob@biloxi.example.com SIP/2.0",
+            "OPTIONS sips:[::1]:5061;lr sip/2.0",
+            "REGISTER sip:example.com;transport=tcp SIP/2.0",
+        ]) {
+            if let Some((method, uri)) = request_line(&line) {
+                assert!(crate::scan::all_token(method), "{line:?}");
+                assert!(
+                    matches!(Uri::parse(uri), Ok(Uri::Sip(u)) if !u.has_headers()),
+                    "{line:?}"
+                );
+                assert!(
+                    line.eq_ignore_ascii_case(&format!("{method} {uri} SIP/2.0")),
+                    "{line:?}"
+                );
+                assert_eq!(line.len(), method.len() + uri.len() + 9, "{line:?}");
+            }
+        }
+        assert!(request_line("INVITE sip:bob@biloxi.example.com SIP/2.0").is_some());
     }
 
     #[test]
