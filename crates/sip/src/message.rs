@@ -946,6 +946,7 @@ fn quick_accepts(kind: HeaderName, value: &str) -> bool {
     match kind {
         HeaderName::Via => quick::vias(value),
         HeaderName::From | HeaderName::To => quick::single_addr(value),
+        HeaderName::ContentType => quick::content_type(value),
         HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path => {
             quick::addr_list(value)
         }

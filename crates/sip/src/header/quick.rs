@@ -238,6 +238,17 @@ pub(crate) fn request_line(line: &str) -> Option<(&str, &str)> {
         .then(|| (&line[..method], &line[method + 1..end]))
 }
 
+/// A Content-Type value: `type/subtype` and parameters.
+pub(crate) fn content_type(value: &str) -> bool {
+    let b = value.as_bytes();
+    let slash = run(b, 0, TOKEN);
+    if slash == 0 || b.get(slash) != Some(&b'/') {
+        return false;
+    }
+    let end = run(b, slash + 1, TOKEN);
+    end > slash + 1 && params(value, end, |_, _| true).is_some_and(|end| ws(b, end) == b.len())
+}
+
 /// A From or To value: one name-addr and nothing after it.
 pub(crate) fn single_addr(value: &str) -> bool {
     let b = value.as_bytes();
@@ -439,6 +450,20 @@ mod tests {
             }
         }
         assert!(request_line("INVITE sip:bob@biloxi.example.com SIP/2.0").is_some());
+    }
+
+    #[test]
+    fn quick_content_types_are_content_types() {
+        let seeds = ["application/sdp", "multipart/mixed;boundary=\"x y\" ; a=b"];
+        assert!(seeds.iter().all(|c| content_type(c)));
+        for c in near(&seeds) {
+            if content_type(&c) {
+                assert!(
+                    crate::header::simple::parse_content_type(&c).is_ok(),
+                    "{c:?}"
+                );
+            }
+        }
     }
 
     #[test]

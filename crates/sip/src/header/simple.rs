@@ -17,27 +17,25 @@ pub struct CSeq {
 }
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
-    // The usual shape, `digits SP method`, with a number that fits.
-    let v = trim_ws(v);
+    // The usual shape, `digits SP method` with no other white space, with a
+    // number that fits.
     let b = v.as_bytes();
-    let n = b.iter().take_while(|c| c.is_ascii_digit()).count();
-    if (1..=9).contains(&n) && b.get(n) == Some(&b' ') {
-        let seq = decimal(&b[..n]);
-        let method = trim_ws(&v[n + 1..]);
-        if seq < 1 << 31 && token_only(method) {
+    let mut n = 0;
+    let mut seq: u32 = 0;
+    while n < 9 && n < b.len() && b[n].is_ascii_digit() {
+        seq = seq * 10 + u32::from(b[n] - b'0');
+        n += 1;
+    }
+    if n > 0 && b.get(n) == Some(&b' ') {
+        let method = &b[n + 1..];
+        if !method.is_empty() && charclass::run(method, charclass::TOKEN) == method.len() {
             return Ok(CSeq {
-                seq: seq as u32,
-                method: Method::from_token(method),
+                seq,
+                method: Method::from_token(&v[n + 1..]),
             });
         }
     }
-    parse_cseq_general(v)
-}
-
-/// The value of a run of at most 19 ASCII digits.
-#[inline]
-fn decimal(digits: &[u8]) -> u64 {
-    digits.iter().fold(0, |n, &c| n * 10 + u64::from(c - b'0'))
+    parse_cseq_general(trim_ws(v))
 }
 
 /// [`parse_cseq`] for any value, with the reason when it is malformed.
@@ -70,14 +68,28 @@ fn parse_cseq_general(v: &str) -> Result<CSeq, &'static str> {
 
 /// A decimal number of at most `max`, as delta-seconds, Max-Forwards and
 /// Content-Length are written.
+#[inline]
 pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
-    let v = trim_ws(v);
     let b = v.as_bytes();
-    // Up to 19 digits cannot overflow a u64.
-    if (1..=19).contains(&b.len()) && b.iter().all(|c| c.is_ascii_digit()) {
-        let n = decimal(b);
-        return if n <= max { Ok(n) } else { Err(what) };
+    // Up to 19 digits (and no white space) cannot overflow a u64: one pass
+    // adds them up and checks that they are digits.
+    if (1..=19).contains(&b.len()) {
+        let (mut n, mut digits) = (0u64, true);
+        for &c in b {
+            digits &= c.is_ascii_digit();
+            n = n
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(c.wrapping_sub(b'0')));
+        }
+        if digits {
+            return if n <= max { Ok(n) } else { Err(what) };
+        }
     }
+    parse_number_general(trim_ws(v), max, what)
+}
+
+/// [`parse_number`] for any value.
+fn parse_number_general(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(what);
     }

@@ -88,6 +88,14 @@ fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
 
 /// Checks the values of the parameters RFC 3261 and RFC 3581 give a meaning.
 pub(crate) fn check_param(p: Param<'_>) -> Result<(), &'static str> {
+    // Only names of these lengths and first letters are checked below.
+    let first = p.name.as_bytes().first().map(|c| c | 0x20);
+    if !matches!(
+        (p.name.len(), first),
+        (3, Some(b't')) | (5, Some(b'r' | b'm')) | (6, Some(b'b')) | (8, Some(b'r'))
+    ) {
+        return Ok(());
+    }
     let is = |n: &str| p.name.eq_ignore_ascii_case(n);
     if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() {
         return Err("ttl must be 0-255");
