@@ -940,29 +940,22 @@ fn check_version(v: &str) -> Result<(), ParseError> {
     }
 }
 
-/// Whether a header has a shape [`quick`] accepts without the full parser.
-#[inline]
-fn quick_accepts(kind: HeaderName, value: &str) -> bool {
-    match kind {
-        HeaderName::Via => quick::vias(value),
-        HeaderName::From | HeaderName::To => quick::single_addr(value),
-        HeaderName::ContentType => quick::content_type(value),
-        HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path => {
-            quick::addr_list(value)
-        }
-        _ => false,
-    }
-}
-
 /// Checks the headers a stack relies on; others are kept as they are.
 fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError> {
     let canonical = || kind.as_str();
     match kind {
-        _ if quick_accepts(kind, value) => Ok(()),
+        // The shapes `quick` accepts need no full parse; anything else gets one.
+        HeaderName::Via if quick::vias(value) => Ok(()),
         HeaderName::Via => scan_vias(value, |_| {}).map_err(|e| bad(canonical(), e)),
+        HeaderName::From | HeaderName::To if quick::single_addr(value) => Ok(()),
         HeaderName::From | HeaderName::To => parse_name_addr(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),
+        HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path
+            if quick::addr_list(value) =>
+        {
+            Ok(())
+        }
         HeaderName::Contact => {
             if trim_ws(value) == "*" {
                 return Ok(());
@@ -1000,6 +993,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
             .map(|_| ())
             .map_err(|e| bad(canonical(), e))
         }
+        HeaderName::ContentType if quick::content_type(value) => Ok(()),
         HeaderName::ContentType => parse_content_type(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),

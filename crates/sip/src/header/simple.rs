@@ -104,7 +104,8 @@ fn parse_number_general(v: &str, max: u64, what: &'static str) -> Result<u64, &'
 
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
-    let v = trim_ws(v);
+    // White space is no word character: a value with some is trimmed and
+    // looked at again.
     let b = v.as_bytes();
     // A word, then at most one '@' and another word; '@' is no word character.
     let a = charclass::run(b, CALL_ID_WORD);
@@ -116,6 +117,8 @@ pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
             }));
     if ok {
         Ok(v)
+    } else if trim_ws(v).len() < v.len() {
+        check_call_id(trim_ws(v))
     } else {
         Err("the Call-ID must be word[@word]")
     }
