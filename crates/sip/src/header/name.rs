@@ -45,6 +45,29 @@ macro_rules! header_names {
                 }
             }
 
+            /// The known full name that `window` starts with, right before
+            /// the first ':' in it, with its length: the colon is found a
+            /// word at a time and the name compared as words, so no byte of
+            /// it is looked at alone. `None` for anything else (a compact
+            /// form, white space before the colon, an unknown name).
+            #[inline]
+            pub(crate) fn known_before_colon(window: &[u8; WINDOW]) -> Option<(HeaderName, usize)> {
+                const ONES: u64 = 0x0101_0101_0101_0101;
+                const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+                let colon = (0..NAME_WORDS).find_map(|w| {
+                    let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
+                    let x = word ^ (ONES * u64::from(b':'));
+                    // 0x80 in each byte of `x` that is zero (exact: no carries).
+                    let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+                    (zero != 0).then(|| w * 8 + zero.trailing_zeros() as usize / 8)
+                })?;
+                if colon < 2 {
+                    return None;
+                }
+                let kind = lookup(window, colon);
+                (kind != HeaderName::Other).then_some((kind, colon))
+            }
+
             /// The compact forms (RFC 3261 §7.3.3), given in lower case.
             fn from_compact(c: u8) -> HeaderName {
                 $($(
@@ -344,6 +367,35 @@ mod tests {
             assert_eq!(HeaderName::from_name(full), kind);
             assert_eq!(HeaderName::from_name(&full.to_ascii_uppercase()), kind);
         }
+    }
+
+    #[test]
+    fn names_found_by_their_colon_are_the_names_before_it() {
+        for &(full, kind) in super::FULL_NAMES {
+            for (text, expected) in [
+                (
+                    format!("{full}: value and then some more text"),
+                    Some((kind, full.len())),
+                ),
+                (
+                    format!("{}:x{:24}", full.to_ascii_uppercase(), ""),
+                    Some((kind, full.len())),
+                ),
+                (format!("{full} : value and then some more text"), None),
+                (format!("X{full}: value and then some more text"), None),
+            ] {
+                let window = text.as_bytes().first_chunk().unwrap();
+                let found = HeaderName::known_before_colon(window);
+                if full.len() + 1 < super::WINDOW || expected.is_none() {
+                    assert_eq!(found, expected, "{text:?}");
+                }
+            }
+        }
+        let window = b"v: SIP/2.0/UDP host;branch=z9hG4bK";
+        assert_eq!(
+            HeaderName::known_before_colon(window.first_chunk().unwrap()),
+            None
+        );
     }
 
     #[test]
