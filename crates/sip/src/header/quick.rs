@@ -33,7 +33,7 @@ fn run(b: &[u8], i: usize, mask: u16) -> usize {
 /// The end of the hostname or IPv4 address at `b[i..]`, as
 /// `Host::parse_prefix` finds it: labels of alphanumerics with inner
 /// hyphens, single dots between them (a trailing dot gives up).
-#[inline]
+#[inline(always)]
 fn host(b: &[u8], i: usize) -> Option<usize> {
     let j = run(b, i, HOST);
     let text = &b[i..j];
@@ -278,8 +278,16 @@ pub(crate) fn vias(value: &str) -> bool {
     let b = value.as_bytes();
     let mut i = 0;
     loop {
-        // sent-protocol: token / token / token, white space allowed around '/'.
-        for slash in [true, true, false] {
+        // sent-protocol: token / token / token, white space allowed around
+        // '/'; nearly always SIP/2.0/ and a transport.
+        let sip_2_0 = b.get(i..i + 8) == Some(b"SIP/2.0/");
+        let parts: &[bool] = if sip_2_0 {
+            i += 8;
+            &[false]
+        } else {
+            &[true, true, false]
+        };
+        for &slash in parts {
             let start = ws(b, i);
             i = run(b, start, TOKEN);
             if i == start {
