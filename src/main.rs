@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
     after_help = "Examples:
+  callkit-voip demo
   callkit-voip simulate
   callkit-voip directory load numbers.csv
   callkit-voip directory lookup '+1 (800) 555-1234'
@@ -29,6 +30,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole push-woken call on loopback in one process: server, push, two phones, audio; prints the timeline and a verdict.
+    Demo(cli::demo::DemoArgs),
     /// Call Directory: blocked numbers and caller labels.
     Directory {
         #[command(subcommand)]
@@ -77,6 +80,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Demo(args) => cli::demo::run(args),
         Command::Directory { cmd } => cli::directory::run(cmd),
         Command::Phone(args) => cli::phone::run(args),
         Command::PushDevice(args) => cli::push_device::run(args),

@@ -1,5 +1,6 @@
 //! The subcommands of the `callkit-voip` binary, one module each.
 
+pub mod demo;
 pub mod directory;
 pub mod phone;
 pub mod push_device;
