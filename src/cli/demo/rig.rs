@@ -317,9 +317,8 @@ impl Rig {
                 audio.stream = None;
                 self.stop_engine(audio).await;
             }
-            PhoneEvent::Muted { uuid, muted } => {
+            PhoneEvent::Muted { muted, .. } => {
                 self.note("media", text, Kind::Other);
-                let _ = uuid;
                 if let Some(running) = &audio.running {
                     running.set_muted(muted);
                 }
