@@ -559,6 +559,26 @@ async fn script(t: &mut Timeline, p: &Phones, server: &RunningServer) -> Result<
         t.expect(mark, s(3), &step, is(who, |k| *k == Kind::EngineStopped))
             .await?;
     }
+    t.drain(Duration::from_millis(100)).await;
+    for (who, phone) in [("alice", &p.alice), ("bob", &p.bob)] {
+        let step = format!("{who}'s PushKit and CallKit report no broken rule");
+        let (reply, answer) = oneshot::channel();
+        phone
+            .send(Command::Health { reply })
+            .map_err(|_| format!("{step} (the phone stopped)"))?;
+        let (violations, timed_out) = tokio::time::timeout(s(2), answer)
+            .await
+            .map_err(|_| format!("{step} (timed out)"))?
+            .map_err(|_| format!("{step} (the phone stopped)"))?;
+        t.say(&format!(
+            "{who}: {violations} PushKit violations (each push completed with CallKit's proof), {timed_out} timed-out CallKit actions"
+        ));
+        if violations + timed_out > 0 {
+            return Err(format!(
+                "{step}: {violations} violations, {timed_out} timed-out actions"
+            ));
+        }
+    }
     let metrics = server.metrics_text().await;
     let pushes = metric(&metrics, "callkit_pushes_sent_total");
     t.say(&format!(

@@ -88,6 +88,10 @@ pub enum Command {
         candidates: [f64; 2],
         reply: oneshot::Sender<Result<f64, String>>,
     },
+    /// PushKit's violations and CallKit's timed-out actions so far.
+    Health {
+        reply: oneshot::Sender<(u32, u32)>,
+    },
     Stop,
 }
 
@@ -215,6 +219,11 @@ impl Rig {
                         Kind::Problem,
                     );
                 }
+                return true;
+            }
+            Command::Health { reply } => {
+                let phone = self.endpoint.phone();
+                let _ = reply.send((phone.registry().violations(), phone.timed_out_actions()));
                 return true;
             }
             Command::Listen { candidates, reply } => {
