@@ -255,22 +255,30 @@ impl Rig {
     }
 
     async fn event(&mut self, event: EndpointEvent, call: &mut Option<Uuid>, audio: &mut Audio) {
-        let e = match event {
+        match event {
             EndpointEvent::Sip {
-                outgoing,
+                outgoing: true,
                 peer,
                 line,
             } => {
-                let kind = if outgoing {
-                    Kind::SipOut { peer, line }
-                } else {
-                    Kind::SipIn { peer, line }
-                };
-                self.note("SIP", "", kind);
-                return;
+                // The endpoint hands out what went on the wire before the
+                // events of the same input: the timeline shows cause first
+                // (the push reported, then the REGISTER it caused).
+                while let Some(e) = self.endpoint.phone().poll_event() {
+                    self.phone_event(e, call, audio).await;
+                }
+                self.note("SIP", "", Kind::SipOut { peer, line });
             }
-            EndpointEvent::Phone(e) => e,
-        };
+            EndpointEvent::Sip {
+                outgoing: false,
+                peer,
+                line,
+            } => self.note("SIP", "", Kind::SipIn { peer, line }),
+            EndpointEvent::Phone(e) => self.phone_event(e, call, audio).await,
+        }
+    }
+
+    async fn phone_event(&mut self, e: PhoneEvent, call: &mut Option<Uuid>, audio: &mut Audio) {
         let text = e.describe();
         match e {
             PhoneEvent::Registered { push, .. } => {
