@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use push::client::{ApnsClient, ClientConfig};
+use push::device::{ConnectionEvent, DeviceConfig, DeviceConnection, DeviceIdentity};
 use push::service::{DeviceHandle, PushService, ServiceConfig};
 use push::{ApnsOutcome, ApnsRequest, ProviderKey, ProviderTokenCache, VoipPayload};
 use tokio::runtime::Runtime;
@@ -213,6 +214,67 @@ fn print_numbers(quick: bool) {
         drop(rt);
         drop(service_rt);
     }
+    linked_device(quick);
+}
+
+/// Send → delivery to a device linked over the network
+/// (`DeviceConnection`, its own HTTP/2 stream on loopback), one at a time.
+fn linked_device(quick: bool) {
+    let rt = runtime();
+    rt.block_on(async {
+        let b = setup().await;
+        let config = DeviceConfig::new(b._service.base_url(), None, DeviceIdentity::generate());
+        let mut link = DeviceConnection::connect(config).expect("a device link");
+        link.register(BUNDLE, None);
+        let token = loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), link.next_event())
+                .await
+                .expect("a token within 30 s")
+                .expect("the link runs");
+            if let ConnectionEvent::Token { token, .. } = event {
+                break token;
+            }
+        };
+        let m = if quick { 200 } else { 5_000 };
+        let mut latencies = Vec::with_capacity(m);
+        let cpu = cpu_time();
+        let start = Instant::now();
+        for i in 0..m {
+            let payload = VoipPayload {
+                call_id: format!("linked-{i}@pc33.atlanta.example.com"),
+                caller: "sip:alice@atlanta.example.com".into(),
+                display_name: Some("Alice".into()),
+                has_video: false,
+                send_time: 1_700_000_000_000,
+            };
+            let request =
+                ApnsRequest::voip(token.as_str(), BUNDLE, &payload).expect("a valid push");
+            let sent = Instant::now();
+            let delivered = async {
+                loop {
+                    let event = tokio::time::timeout(Duration::from_secs(30), link.next_event())
+                        .await
+                        .expect("delivery within 30 s")
+                        .expect("the link runs");
+                    if let ConnectionEvent::Push(push) = event {
+                        assert_eq!(push.apns_id, request.apns_id());
+                        return Instant::now();
+                    }
+                }
+            };
+            let (outcome, at) = tokio::join!(b.client.send(&request), delivered);
+            assert!(matches!(outcome, Ok(ApnsOutcome::Delivered { .. })));
+            latencies.push(at - sent);
+        }
+        let elapsed = start.elapsed();
+        report(
+            "linked device (HTTP/2 stream),   1 in flight",
+            m,
+            elapsed,
+            cpu_time() - cpu,
+            latencies,
+        );
+    });
 }
 
 fn throughput(c: &mut Criterion) {
