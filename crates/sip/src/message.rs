@@ -697,8 +697,24 @@ impl LineEnds {
 /// CRLFCRLF) and whether a line before it is folded, in one pass over the
 /// line ends, recording them in `ends`.
 fn find_header_end(raw: &[u8], ends: &mut LineEnds) -> (Option<usize>, bool) {
+    // Lines are short: searching with the AVX2 searcher itself saves the
+    // generic entry's dispatch on every line.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(lf) = memchr::arch::x86_64::avx2::memchr::One::new(b'\n') {
+        return header_end_at(raw, ends, lf.iter(raw));
+    }
+    header_end_at(raw, ends, memchr::memchr_iter(b'\n', raw))
+}
+
+/// [`find_header_end`] over the offsets of the LFs in `raw`.
+#[inline(always)]
+fn header_end_at(
+    raw: &[u8],
+    ends: &mut LineEnds,
+    line_feeds: impl Iterator<Item = usize>,
+) -> (Option<usize>, bool) {
     let mut folded = false;
-    for i in memchr::memchr_iter(b'\n', raw) {
+    for i in line_feeds {
         if i == 0 || raw[i - 1] != b'\r' {
             ends.complete = false;
             continue;
