@@ -879,6 +879,24 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
+    // The usual status line: SIP/2.0, a code of 100-699 and a reason phrase
+    // of printable ASCII (anything else is read below, with its errors).
+    if let Some(&[d1 @ b'1'..=b'6', d2 @ b'0'..=b'9', d3 @ b'0'..=b'9', b' ', ref reason @ ..]) =
+        line.as_bytes().strip_prefix(b"SIP/2.0 ")
+    {
+        if reason
+            .iter()
+            .all(|&c| (b' '..=b'~').contains(&c) || c == b'\t')
+        {
+            let code = [d1, d2, d3]
+                .iter()
+                .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+            return Ok(StartLine::Response {
+                code,
+                reason: span(base, &line[line.len() - reason.len()..]),
+            });
+        }
+    }
     if line.len() > 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');
