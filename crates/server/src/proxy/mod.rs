@@ -2,8 +2,8 @@
 //! transaction-stateful), reading top to bottom like a module chain:
 //! transactions → CANCEL → registrar (REGISTER) or router → authenticate →
 //! fork to every binding → push bucket for the ones that sleep → forward;
-//! responses come back through [`context`], which picks the best and
-//! cancels the branches a 2xx or a 6xx made moot ([`responses`]).
+//! responses come back through `context` and `responses`, which picks the best and
+//! cancels the branches a 2xx or a 6xx made moot.
 //!
 //! Inputs carry `now`; outputs are bytes to send and pushes to send
 //! ([`Output`]). The store is the one thing called synchronously: a
