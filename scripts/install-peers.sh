@@ -3,7 +3,7 @@
 # packages: SIPp (sip-tester). Later issues add baresip, linphonec, kamailio
 # and redis here. Needs root (CI runs as root); prints what to do otherwise.
 set -euo pipefail
-PACKAGES=(sip-tester)
+PACKAGES=(sip-tester baresip-core)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
