@@ -11,7 +11,16 @@ use clap::{Parser, Subcommand};
     name = "callkit-voip",
     version,
     about = "Apple's CallKit + PushKit calling model in Rust, with the SIP, push and media parts of a VoIP service",
-    after_help = "Examples:\n  callkit-voip simulate\n  callkit-voip directory load numbers.csv\n  callkit-voip directory lookup '+1 (800) 555-1234'\n  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone\n  callkit-voip sip parse invite.sip\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5"
+    after_help = "Examples:
+  callkit-voip simulate
+  callkit-voip directory load numbers.csv
+  callkit-voip directory lookup '+1 (800) 555-1234'
+  callkit-voip push-service --h2c --team TEAM123456 --key KEY1234567=key.pub --device com.example.phone
+  callkit-voip push-device --service http://127.0.0.1:8443 --topic com.example.phone.voip
+  callkit-voip sip parse invite.sip
+  callkit-voip user add alice --password wonderland
+  callkit-voip server
+  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,14 +36,23 @@ enum Command {
     },
     /// Run a headless softphone: register, answer, call, with a readable ladder of SIP and CallKit events.
     Phone(cli::phone::PhoneArgs),
-    /// Serve APNs's provider API locally (TLS or h2c), with optional devices that print the pushes they receive.
+    /// Link a device to a push service: register apps, print their tokens and every push.
+    PushDevice(cli::push_device::PushDeviceArgs),
+    /// Serve APNs's provider API locally (TLS or h2c) and the device links, with optional in-process devices.
     PushService(cli::push_service::PushServiceArgs),
+    /// Run the SIP registrar and proxy that wakes phones with VoIP pushes (RFC 8599).
+    Server(cli::server::ServerArgs),
     /// Run a scripted CallKit scenario on the call core with simulated time and print the timeline.
     Simulate(cli::simulate::SimulateArgs),
     /// SIP tools: parse a message and print its canonical form.
     Sip {
         #[command(subcommand)]
         cmd: cli::sip::SipCommand,
+    },
+    /// Accounts of the SIP server: add, delete, list.
+    User {
+        #[command(subcommand)]
+        cmd: cli::user::UserCommand,
     },
 }
 
@@ -61,8 +79,11 @@ fn run() -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Directory { cmd } => cli::directory::run(cmd),
         Command::Phone(args) => cli::phone::run(args),
+        Command::PushDevice(args) => cli::push_device::run(args),
         Command::PushService(args) => cli::push_service::run(args),
+        Command::Server(args) => cli::server::run(args),
         Command::Sip { cmd } => cli::sip::run(cmd),
+        Command::User { cmd } => cli::user::run(cmd),
         Command::Simulate(args) => {
             print!("{}", cli::simulate::run(args)?);
             Ok(ExitCode::SUCCESS)

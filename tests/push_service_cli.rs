@@ -1,6 +1,8 @@
 //! `callkit-voip push-service` as a user runs it: a separate process on
 //! loopback (h2c), a device registered with `--device`, and pushes sent to
-//! it by the APNs client signed with a key given by `--key`.
+//! it by the APNs client signed with a key given by `--key`; and
+//! `callkit-voip push-device`, a device in another process that keeps its
+//! token across a real restart of the service.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -106,6 +108,11 @@ fn device_receives_a_push_sent_through_the_apns_client() {
         .expect("the base URL")
         .to_owned();
 
+    let devices = next_line();
+    assert!(
+        devices.starts_with(&format!("devices connect to {base}/device/v1/connect")),
+        "{devices}"
+    );
     let device = next_line();
     let token = device
         .strip_prefix(&format!("device {BUNDLE} token "))
@@ -256,5 +263,154 @@ fn tls_ca_is_generated_once_and_clients_trusting_it_connect() {
             apns_id: request.apns_id(),
             error: ApnsError::BadDeviceToken
         }
+    );
+}
+
+/// A running `callkit-voip` with its stdout lines on a channel, so every
+/// read is bounded.
+fn spawn(dir: &std::path::Path, args: &[&str]) -> (Running, mpsc::Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
+        .current_dir(dir)
+        .env_remove("CALLKIT_PUSH_TEAM")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary runs");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (Running(child), lines)
+}
+
+/// The first line starting with `prefix` (others are skipped), within the bound.
+fn line_starting(lines: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let line = lines
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("a line starting {prefix:?} within the bound"));
+        if line.starts_with(prefix) {
+            return line;
+        }
+    }
+}
+
+#[test]
+fn a_push_device_process_receives_pushes_and_keeps_its_token_across_a_service_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signing, pem) = key();
+    std::fs::write(dir.path().join("key.pub"), pem).unwrap();
+    let key_arg = format!("{KID}=key.pub");
+    let service_args = |listen: &str| -> Vec<String> {
+        [
+            "push-service",
+            "--h2c",
+            "--listen",
+            listen,
+            "--team",
+            TEAM,
+            "--key",
+            &key_arg,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    };
+    let start_service = |listen: &str| {
+        let args = service_args(listen);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (running, lines) = spawn(dir.path(), &args);
+        let listening = line_starting(&lines, "push service listening on ");
+        let base = listening.split_whitespace().nth(4).unwrap().to_owned();
+        (running, base)
+    };
+    let (service, base) = start_service("127.0.0.1:0");
+
+    let (_device, device_lines) = spawn(
+        dir.path(),
+        &[
+            "push-device",
+            "--service",
+            &base,
+            "--topic",
+            &format!("{BUNDLE}.voip"),
+            "--identity",
+            "phone.id",
+        ],
+    );
+    assert_eq!(
+        line_starting(&device_lines, "connected "),
+        format!("connected {base}")
+    );
+    let token_line = line_starting(&device_lines, "token ");
+    let token = token_line
+        .strip_prefix(&format!("token {BUNDLE} "))
+        .unwrap_or_else(|| panic!("{token_line}"))
+        .to_owned();
+    assert_eq!(token.len(), 64);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let payload = |n: u64| VoipPayload {
+        call_id: format!("restart-{n}@example.com"),
+        caller: "sip:alice@atlanta.example.com".into(),
+        display_name: None,
+        has_video: false,
+        send_time: 1_700_000_000_000,
+    };
+    // One client for both runs of the service: it reconnects by itself.
+    let mut config = ClientConfig::new(base.clone(), None);
+    config.connect_timeout = WAIT;
+    config.request_timeout = WAIT;
+    let client = ApnsClient::new(config, ProviderTokenCache::new(signing)).unwrap();
+    let send = |n: u64| {
+        let request = ApnsRequest::voip(&token, BUNDLE, &payload(n)).unwrap();
+        let outcome = rt
+            .block_on(async { tokio::time::timeout(WAIT, client.send(&request)).await })
+            .expect("an answer within the bound")
+            .expect("an answer");
+        assert_eq!(
+            outcome,
+            ApnsOutcome::Delivered {
+                apns_id: request.apns_id()
+            }
+        );
+        request
+    };
+
+    let request = send(1);
+    let push = line_starting(&device_lines, "push ");
+    assert_eq!(
+        push,
+        format!(
+            "push {BUNDLE} apns-id={} topic={BUNDLE}.voip type=voip payload={}",
+            request.apns_id(),
+            std::str::from_utf8(request.payload()).unwrap()
+        )
+    );
+
+    // A real restart: the process is killed and started again on the same
+    // address; the device reconnects by itself and keeps its token.
+    drop(service);
+    line_starting(&device_lines, "disconnected ");
+    let listen = base.strip_prefix("http://").unwrap().to_owned();
+    let (_service, again) = start_service(&listen);
+    assert_eq!(again, base);
+    assert_eq!(line_starting(&device_lines, "token "), token_line);
+    let request = send(2);
+    let push = line_starting(&device_lines, "push ");
+    assert!(
+        push.contains(&format!("apns-id={}", request.apns_id())),
+        "{push}"
     );
 }

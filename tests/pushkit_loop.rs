@@ -183,3 +183,140 @@ async fn a_push_wakes_the_phone_which_reports_the_call_and_a_silent_app_is_cut_o
         .unwrap();
     push.completion.complete(proof);
 }
+
+/// The same loop with the phone linked to the service the way a phone in
+/// another process is: `DeviceConnection` over loopback HTTP/2, the
+/// registry attached to it by `ConnectedRegistry`. Also: a token rotation
+/// makes did-update fire again, and the violation stop travels over the
+/// link to the service.
+#[tokio::test]
+async fn a_linked_phone_gets_its_token_reports_its_call_and_hears_of_rotation() {
+    use push::device::{DeviceConfig, DeviceConnection, DeviceIdentity};
+    use pushkit::ConnectedRegistry;
+
+    const WAIT: Duration = Duration::from_secs(10);
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+        &rng,
+    )
+    .unwrap();
+    let key = ProviderKey::from_pkcs8_der(pkcs8.as_ref(), KID, TEAM).unwrap();
+    let service = PushService::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        ServiceConfig::new(TEAM).with_key(KID, key.public_key()),
+    )
+    .await
+    .unwrap();
+    let client = ApnsClient::new(
+        ClientConfig::new(service.base_url(), None),
+        ProviderTokenCache::new(key),
+    )
+    .unwrap();
+
+    let link = DeviceConnection::connect(DeviceConfig::new(
+        service.base_url(),
+        None,
+        DeviceIdentity::generate(),
+    ))
+    .unwrap();
+    let mut phone =
+        ConnectedRegistry::new(PushRegistry::new(RegistryOptions::default()), link, BUNDLE);
+    let mut calls = CallSystem::new(
+        ProviderConfiguration::new("Phone"),
+        SystemOptions::default(),
+    );
+    calls.attach_delegate();
+    phone.register(&[PushType::Voip]);
+    let next = async |phone: &mut ConnectedRegistry| {
+        tokio::time::timeout(WAIT, phone.next_event())
+            .await
+            .expect("an event within the bound")
+            .expect("the link runs")
+    };
+
+    let RegistryEvent::DidUpdatePushCredentials(creds) = next(&mut phone).await else {
+        panic!("the token first")
+    };
+    let token = creds.token_hex();
+    assert_eq!(token.len(), 64);
+
+    // A call: pushed through the APNs client, reported, completed with the proof.
+    let outcome = client.send_voip(&token, BUNDLE, &payload(1)).await.unwrap();
+    assert!(
+        matches!(outcome, ApnsOutcome::Delivered { .. }),
+        "{outcome:?}"
+    );
+    let RegistryEvent::DidReceiveIncomingPush(push) = next(&mut phone).await else {
+        panic!("the push")
+    };
+    assert!(push.metadata.must_report);
+    let received = push.voip_payload().unwrap();
+    let uuid = callkit::call_uuid_for_call_id(&received.call_id);
+    let proof = calls
+        .report_new_incoming_call(Instant::now(), uuid, CallUpdate::default())
+        .unwrap();
+    push.completion.complete(proof);
+    phone.sync(Instant::now());
+    assert_eq!(phone.registry().violations(), 0);
+
+    // The service rotates the token: did-update fires again with the new one.
+    let old = push::DeviceToken::parse(&token).unwrap();
+    let new = service.devices().rotate(&old).unwrap();
+    let RegistryEvent::DidUpdatePushCredentials(creds) = next(&mut phone).await else {
+        panic!("the rotated token")
+    };
+    assert_eq!(creds.token_hex(), new.as_str());
+    let stale = client.send_voip(&token, BUNDLE, &payload(2)).await.unwrap();
+    assert!(
+        matches!(stale, ApnsOutcome::TokenInvalid { since: Some(_), .. }),
+        "{stale:?}"
+    );
+
+    // Three unreported VoIP pushes: the registry stops them and the link
+    // tells the service, which refuses the next with the reason.
+    for n in 3..=5 {
+        let outcome = client
+            .send_voip(new.as_str(), BUNDLE, &payload(n))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, ApnsOutcome::Delivered { .. }));
+        let RegistryEvent::DidReceiveIncomingPush(push) = next(&mut phone).await else {
+            panic!("push {n}")
+        };
+        drop(push); // the handler returns without reporting
+        phone.sync(Instant::now());
+    }
+    assert!(phone.registry().is_voip_delivery_stopped());
+    let mut refused = None;
+    for _ in 0..200 {
+        let outcome = client
+            .send_voip(new.as_str(), BUNDLE, &payload(6))
+            .await
+            .unwrap();
+        if let Some(error) = outcome.error() {
+            refused = Some(error);
+            break;
+        }
+        // Delivered before the stop reached the service (the registry
+        // refuses it itself): try again shortly.
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(refused, Some(ApnsError::VoipPushesSuspended));
+
+    // Registering again lets VoIP pushes through.
+    phone.register(&[PushType::Voip]);
+    let mut delivered = false;
+    for _ in 0..200 {
+        let outcome = client
+            .send_voip(new.as_str(), BUNDLE, &payload(7))
+            .await
+            .unwrap();
+        if matches!(outcome, ApnsOutcome::Delivered { .. }) {
+            delivered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(delivered, "VoIP pushes flow again after registering");
+}

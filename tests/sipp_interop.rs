@@ -226,10 +226,15 @@ fn both_directions_complete_with_ten_percent_loss() {
 
     // We call SIPp five times while it loses 10 %. SIPp's own verdict is
     // checked in the direction above; its built-in uas scenario is not
-    // loss-tolerant itself (it ends a call once it has sent the 200 for BYE,
-    // and now and then aborts a call it answered: "Dead call … aborted at
-    // index 3" in its log), so here each call may be tried twice when SIPp
-    // never answered it, and SIPp is stopped afterwards.
+    // loss-tolerant itself: it ends a call once it has sent the 200 for BYE,
+    // and when -lost eats its 180, its 200 and the first 200 retransmission,
+    // our INVITE retransmission (Timer A: we have heard nothing) reaches it
+    // while it waits for the ACK, which its scenario does not expect — it
+    // aborts the call ("Aborting call on unexpected message … while
+    // expecting 'ACK' (index 3)", then "Dead call … aborted at index 3") and
+    // never answers again (seen in its -trace_msg log, 1 call in ~200). So
+    // each call may be tried twice when SIPp never answered it, and SIPp is
+    // stopped afterwards.
     let port = free_port();
     let mut sipp = sipp()
         .args([

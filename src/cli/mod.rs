@@ -2,6 +2,9 @@
 
 pub mod directory;
 pub mod phone;
+pub mod push_device;
 pub mod push_service;
+pub mod server;
 pub mod simulate;
 pub mod sip;
+pub mod user;

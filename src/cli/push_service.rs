@@ -1,6 +1,8 @@
 //! `callkit-voip push-service`: the local APNs-compatible push service
-//! (`push::service::PushService`) as a process, with optional in-process
-//! devices that print the pushes they receive.
+//! (`push::service::PushService`) as a process. Devices connect to the same
+//! listener (`callkit-voip push-device`, or a phone's `DeviceConnection`);
+//! `--device` adds in-process devices that print the pushes they receive.
+//! Tokens and app registrations are kept in `DIR/devices.json`.
 //!
 //! Without `--h2c` it serves TLS with a certificate signed by a local CA
 //! that is generated in `--dir` on first run and reused afterwards, so
@@ -28,6 +30,10 @@ The public key of a team's .p8 key, as --key wants it:
 Instead of --team and --key, DIR/config may hold `team = TEAMID` and
 `key = KID=PATH` lines (flags add to it; --team overrides it).
 
+Devices in other processes or on other machines connect to the same address:
+  callkit-voip push-device --service http://127.0.0.1:8443 --topic com.example.phone.voip
+Tokens and app registrations survive restarts in DIR/devices.json.
+
 Each --device prints `device BUNDLE token TOKEN`, then one `push …` line per
 push it receives. Send one with curl (h2c):
   curl --http2-prior-knowledge -H \"authorization: bearer $JWT\" -H 'apns-push-type: voip' \\
@@ -50,12 +56,15 @@ pub struct PushServiceArgs {
     /// A provider key the service accepts: its key id and the path of its public key (SPKI PEM, `openssl ec -pubout`). Repeatable.
     #[arg(long = "key", value_name = "KID=PATH")]
     keys: Vec<String>,
-    /// Where the CA, the server certificate and the optional config live.
+    /// Where the CA, the server certificate, the optional config and the token store (devices.json) live.
     #[arg(long, value_name = "DIR", default_value = "./push-service")]
     dir: PathBuf,
     /// Register a device for this app's bundle id at start, print its token and every push it receives. Repeatable.
     #[arg(long = "device", value_name = "BUNDLE")]
     devices: Vec<String>,
+    /// Only these apps may be pushed to (others get 400 TopicDisallowed). Repeatable; default: any.
+    #[arg(long = "allow-bundle", value_name = "BUNDLE")]
+    allowed: Vec<String>,
 }
 
 pub fn run(args: PushServiceArgs) -> anyhow::Result<ExitCode> {
@@ -78,7 +87,16 @@ fn service_config(args: &PushServiceArgs) -> anyhow::Result<ServiceConfig> {
             args.dir.join("config").display()
         );
     };
-    let mut config = ServiceConfig::new(team);
+    std::fs::create_dir_all(&args.dir).with_context(|| {
+        format!(
+            "could not create {} — pass --dir DIR somewhere writable",
+            args.dir.display()
+        )
+    })?;
+    let mut config = ServiceConfig::new(team).with_store(args.dir.join(STORE));
+    for bundle in &args.allowed {
+        config = config.allow_bundle(bundle.trim_end_matches(".voip"));
+    }
     let keys: Vec<(String, String)> = file
         .keys
         .into_iter()
@@ -118,12 +136,15 @@ fn service_config(args: &PushServiceArgs) -> anyhow::Result<ServiceConfig> {
 
 async fn serve(args: PushServiceArgs, config: ServiceConfig) -> anyhow::Result<ExitCode> {
     let tls = config.tls.is_some();
-    let service = PushService::bind(args.listen, config).await.with_context(|| {
-        format!(
-            "could not listen on {} — is another push service running there? Try --listen 127.0.0.1:0",
-            args.listen
-        )
-    })?;
+    let service = PushService::bind(args.listen, config)
+        .await
+        .with_context(|| match args.listen.port() {
+            0 => format!("could not start on {}", args.listen),
+            _ => format!(
+                "could not start on {} — is another push service running there? Try --listen 127.0.0.1:0",
+                args.listen
+            ),
+        })?;
     let base = service.base_url();
     if tls {
         let ca = args.dir.join(CA_CERT);
@@ -136,6 +157,11 @@ async fn serve(args: PushServiceArgs, config: ServiceConfig) -> anyhow::Result<E
             "push service listening on {base} (h2c) — point an APNs client at {base}, or curl --http2-prior-knowledge {base}/3/device/TOKEN"
         );
     }
+    println!(
+        "devices connect to {base}{} (callkit-voip push-device --service {base} --topic BUNDLE.voip); tokens kept in {}",
+        push::service::CONNECT_PATH,
+        args.dir.join(STORE).display()
+    );
     let mut tasks = Vec::new();
     for bundle in &args.devices {
         let device = service.devices().register(bundle);
@@ -161,7 +187,8 @@ async fn watch(mut device: DeviceHandle) {
                 push.topic,
                 String::from_utf8_lossy(&push.payload)
             ),
-            DeviceEvent::TokenUpdated(token) => println!("device {bundle} token {token}"),
+            DeviceEvent::TokenUpdated { token, .. } => println!("device {bundle} token {token}"),
+            DeviceEvent::TokenInvalidated { .. } => println!("device {bundle} token invalidated"),
         }
     }
 }
@@ -198,6 +225,7 @@ impl FileConfig {
     }
 }
 
+const STORE: &str = "devices.json";
 const CA_CERT: &str = "ca.pem";
 const CA_KEY: &str = "ca-key.pem";
 const CA_NAME: &str = "callkit-voip push-service local CA";

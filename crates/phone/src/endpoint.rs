@@ -172,9 +172,12 @@ impl PhoneEndpoint {
             DeviceEvent::Push(push) => {
                 self.phone.handle_push(now(), push.payload, None);
             }
-            DeviceEvent::TokenUpdated(token) => {
+            DeviceEvent::TokenUpdated { token, .. } => {
                 self.phone
                     .handle_push_credentials(now(), hex_bytes(token.as_str()));
+            }
+            DeviceEvent::TokenInvalidated { .. } => {
+                self.phone.handle_push_token_invalidated(now());
             }
         }
     }

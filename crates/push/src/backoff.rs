@@ -68,6 +68,11 @@ impl Backoff {
         Some(Duration::from_nanos(half + random))
     }
 
+    /// The ceiling of every delay.
+    pub fn max_delay(&self) -> Duration {
+        self.max
+    }
+
     /// Retries handed out so far.
     pub fn attempts(&self) -> u32 {
         self.attempt

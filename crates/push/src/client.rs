@@ -25,21 +25,20 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
+use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
+use hyper::body::Body as _;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use ring::rand::{SecureRandom, SystemRandom};
-use rustls_pki_types::ServerName;
-use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
-use crate::apns::{ApnsOutcome, ApnsRequest, RequestError, RetryPolicy};
+use crate::apns::{ApnsOutcome, ApnsRequest, Priority, RequestError, RetryPolicy};
 use crate::backoff::Backoff;
 use crate::clock::UnixClock;
+use crate::dial::{dial, Origin};
 use crate::jwt::{JwtError, ProviderTokenCache, RefreshRefused};
-use crate::tls::ALPN_H2;
 
 /// APNs's production endpoint.
 pub const PRODUCTION_URL: &str = "https://api.push.apple.com";
@@ -151,47 +150,46 @@ pub struct ClientStats {
 }
 
 #[derive(Debug)]
-struct Origin {
-    https: bool,
-    host: String,
-    port: u16,
-    /// `scheme://host:port`, prefixed to each request's path.
-    prefix: String,
-}
-
-impl Origin {
-    fn parse(url: &str) -> Result<Origin, ClientError> {
-        let bad = |detail| ClientError::BadBaseUrl {
-            url: url.to_owned(),
-            detail,
-        };
-        let uri: Uri = url.parse().map_err(|_| bad("not a URL"))?;
-        let https = match uri.scheme_str() {
-            Some("https") => true,
-            Some("http") => false,
-            _ => return Err(bad("the scheme must be https or http")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("no host"))?;
-        let host = authority.host().trim_matches(['[', ']']).to_owned();
-        let port = authority.port_u16().unwrap_or(if https { 443 } else { 80 });
-        let scheme = if https { "https" } else { "http" };
-        Ok(Origin {
-            https,
-            prefix: format!("{scheme}://{}", authority.as_str()),
-            host,
-            port,
-        })
-    }
-
-    fn authority(&self) -> String {
-        format!("{}:{}", self.host, self.port)
-    }
-}
-
-#[derive(Debug)]
 struct Connection {
     generation: u64,
     sender: SendRequest<Full<Bytes>>,
+}
+
+const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
+const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
+const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
+const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
+const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
+const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
+
+/// The provider-token cache and the `authorization` value made from its
+/// current token (rebuilt only when the cache signs a new one).
+#[derive(Debug)]
+struct Tokens {
+    cache: ProviderTokenCache,
+    /// (the cache's signature count when made, `bearer <token>`).
+    bearer: Option<(u64, HeaderValue)>,
+}
+
+impl Tokens {
+    fn bearer(&mut self, now: u64) -> Result<HeaderValue, ClientError> {
+        // Signs a new token when the rules say so.
+        self.cache.token(now)?;
+        let signed = self.cache.signatures();
+        if let Some((at, value)) = &self.bearer {
+            if *at == signed {
+                return Ok(value.clone());
+            }
+        }
+        let jwt = self.cache.token(now)?;
+        let value = HeaderValue::from_str(&format!("bearer {jwt}")).map_err(|_| {
+            ClientError::BadHeader {
+                detail: "the provider token".into(),
+            }
+        })?;
+        self.bearer = Some((signed, value.clone()));
+        Ok(value)
+    }
 }
 
 /// An APNs client: one HTTP/2 connection, shared by clones.
@@ -204,8 +202,10 @@ pub struct ApnsClient {
 struct Inner {
     config: ClientConfig,
     origin: Origin,
-    tokens: Mutex<ProviderTokenCache>,
-    connection: tokio::sync::Mutex<Option<Connection>>,
+    tokens: Mutex<Tokens>,
+    /// The live connection; `connecting` serialises making a new one.
+    connection: Mutex<Option<Connection>>,
+    connecting: tokio::sync::Mutex<()>,
     in_flight: Semaphore,
     jitter: Mutex<u64>,
     requests: AtomicU64,
@@ -230,8 +230,12 @@ impl ApnsClient {
                 in_flight: Semaphore::new(config.max_in_flight.max(1)),
                 config,
                 origin,
-                tokens: Mutex::new(tokens),
-                connection: tokio::sync::Mutex::new(None),
+                tokens: Mutex::new(Tokens {
+                    cache: tokens,
+                    bearer: None,
+                }),
+                connection: Mutex::new(None),
+                connecting: tokio::sync::Mutex::new(()),
                 jitter: Mutex::new(u64::from_le_bytes(seed) | 1),
                 requests: AtomicU64::new(0),
                 connects: AtomicU64::new(0),
@@ -242,7 +246,18 @@ impl ApnsClient {
 
     /// How many provider tokens have been signed.
     pub fn signatures(&self) -> u64 {
-        self.tokens().signatures()
+        self.tokens().cache.signatures()
+    }
+
+    /// Signs later pushes with `tokens` (a rotated `.p8` key). APNs ties a
+    /// connection to the key id of its first token, so the next push is
+    /// answered `403 UnrelatedKeyIdInToken`; the client then opens a new
+    /// connection and sends it again.
+    pub fn replace_tokens(&self, tokens: ProviderTokenCache) {
+        *self.tokens() = Tokens {
+            cache: tokens,
+            bearer: None,
+        };
     }
 
     pub fn stats(&self) -> ClientStats {
@@ -253,7 +268,7 @@ impl ApnsClient {
         }
     }
 
-    fn tokens(&self) -> MutexGuard<'_, ProviderTokenCache> {
+    fn tokens(&self) -> MutexGuard<'_, Tokens> {
         self.inner.tokens.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -280,7 +295,7 @@ impl ApnsClient {
                 RetryPolicy::RefreshTokenAndRetryOnce if !refreshed => {
                     refreshed = true;
                     let now = self.inner.config.clock.unix_secs();
-                    self.tokens().invalidate(now)?;
+                    self.tokens().cache.invalidate(now)?;
                 }
                 RetryPolicy::RetryWithBackoff => {
                     let delay = {
@@ -330,29 +345,28 @@ impl ApnsClient {
         let bearer = {
             let now = self.inner.config.clock.unix_secs();
             let mut tokens = self.tokens();
-            format!(
-                "bearer {}",
-                tokens.token(now).map_err(|e| (e.into(), None))?
-            )
+            tokens.bearer(now).map_err(|e| (e, None))?
         };
-        let http = self.http_request(request, &bearer).map_err(|e| (e, None))?;
+        let http = self.http_request(request, bearer).map_err(|e| (e, None))?;
         let (generation, mut sender) = self.sender().await.map_err(|e| (e, None))?;
         let timeout = self.inner.config.request_timeout;
         let exchange = async {
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let response = sender.send_request(http).await?;
             let status = response.status().as_u16();
-            let apns_id = response
-                .headers()
-                .get("apns-id")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body = Limited::new(response.into_body(), RESPONSE_READ_LIMIT)
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            Ok::<_, hyper::Error>(request.outcome(status, apns_id.as_deref(), &body))
+            let (parts, body) = response.into_parts();
+            let apns_id = parts.headers.get(&APNS_ID).and_then(|v| v.to_str().ok());
+            // A 200 has no body: nothing to collect.
+            let body = if body.is_end_stream() {
+                Bytes::new()
+            } else {
+                Limited::new(body, RESPONSE_READ_LIMIT)
+                    .collect()
+                    .await
+                    .map(|b| b.to_bytes())
+                    .unwrap_or_default()
+            };
+            Ok::<_, hyper::Error>(request.outcome(status, apns_id, &body))
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(outcome)) => Ok(outcome),
@@ -361,36 +375,86 @@ impl ApnsClient {
         }
     }
 
+    /// The HTTP/2 request for `request`: its `apns-*` headers written
+    /// straight into the header map, with static names and, where the
+    /// value is one of a few, static values.
     fn http_request(
         &self,
         request: &ApnsRequest,
-        bearer: &str,
+        bearer: HeaderValue,
     ) -> Result<Request<Full<Bytes>>, ClientError> {
-        let mut builder = Request::builder()
-            .method(Method::POST)
-            .uri(format!("{}{}", self.inner.origin.prefix, request.path()))
-            .header(AUTHORIZATION, bearer);
-        for (name, value) in request.headers() {
-            builder = builder.header(name, value);
+        let bad = |detail: &str| ClientError::BadHeader {
+            detail: detail.to_owned(),
+        };
+        let token = request.device_token().as_str();
+        let prefix = &self.inner.origin.prefix;
+        let mut uri = String::with_capacity(prefix.len() + 10 + token.len());
+        uri.push_str(prefix);
+        uri.push_str("/3/device/");
+        uri.push_str(token);
+        let uri = Uri::try_from(uri).map_err(|_| bad("the request URI"))?;
+        let mut http = Request::new(Full::new(Bytes::copy_from_slice(request.payload())));
+        *http.method_mut() = Method::POST;
+        *http.uri_mut() = uri;
+        let headers = http.headers_mut();
+        headers.insert(AUTHORIZATION, bearer);
+        headers.insert(
+            APNS_PUSH_TYPE,
+            HeaderValue::from_static(request.push_type().header_value()),
+        );
+        headers.insert(
+            APNS_TOPIC,
+            HeaderValue::from_str(request.topic()).map_err(|_| bad("apns-topic"))?,
+        );
+        headers.insert(
+            APNS_PRIORITY,
+            HeaderValue::from_static(match request.priority() {
+                Priority::Immediate => "10",
+                Priority::Power => "5",
+                Priority::Low => "1",
+            }),
+        );
+        headers.insert(APNS_EXPIRATION, HeaderValue::from(request.expiration()));
+        let mut buf = Uuid::encode_buffer();
+        let id = request.apns_id().hyphenated().encode_lower(&mut buf);
+        headers.insert(
+            APNS_ID,
+            HeaderValue::from_str(id).map_err(|_| bad("apns-id"))?,
+        );
+        if let Some(id) = request.collapse_id() {
+            headers.insert(
+                APNS_COLLAPSE_ID,
+                HeaderValue::from_str(id).map_err(|_| bad("apns-collapse-id"))?,
+            );
         }
-        builder
-            .body(Full::new(Bytes::copy_from_slice(request.payload())))
-            .map_err(|e| ClientError::BadHeader {
-                detail: e.to_string(),
-            })
+        Ok(http)
     }
 
-    /// The live connection's sender, connecting if there is none.
+    fn connection(&self) -> MutexGuard<'_, Option<Connection>> {
+        self.inner
+            .connection
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The live connection's sender, connecting if there is none (one
+    /// connection attempt at a time).
     async fn sender(&self) -> Result<(u64, SendRequest<Full<Bytes>>), ClientError> {
-        let mut slot = self.inner.connection.lock().await;
-        if let Some(c) = slot.as_ref() {
-            if !c.sender.is_closed() {
-                return Ok((c.generation, c.sender.clone()));
-            }
+        let live = |slot: &Option<Connection>| {
+            slot.as_ref()
+                .filter(|c| !c.sender.is_closed())
+                .map(|c| (c.generation, c.sender.clone()))
+        };
+        if let Some(live) = live(&self.connection()) {
+            return Ok(live);
+        }
+        let _connecting = self.inner.connecting.lock().await;
+        if let Some(live) = live(&self.connection()) {
+            return Ok(live);
         }
         let sender = self.connect().await?;
         let generation = self.inner.connects.fetch_add(1, Ordering::Relaxed) + 1;
-        *slot = Some(Connection {
+        *self.connection() = Some(Connection {
             generation,
             sender: sender.clone(),
         });
@@ -400,7 +464,7 @@ impl ApnsClient {
     /// Forgets the connection (if it is still `generation`), so the next
     /// push connects again.
     async fn drop_connection(&self, generation: Option<u64>) {
-        let mut slot = self.inner.connection.lock().await;
+        let mut slot = self.connection();
         if generation.is_none() || slot.as_ref().map(|c| c.generation) == generation {
             *slot = None;
         }
@@ -408,66 +472,13 @@ impl ApnsClient {
 
     async fn connect(&self) -> Result<SendRequest<Full<Bytes>>, ClientError> {
         let config = &self.inner.config;
-        let origin = &self.inner.origin;
-        let authority = origin.authority();
-        let tcp = tokio::time::timeout(
+        dial(
+            &self.inner.origin,
+            &config.base_url,
+            config.tls.as_ref(),
             config.connect_timeout,
-            TcpStream::connect((origin.host.as_str(), origin.port)),
+            None,
         )
         .await
-        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
-        .map_err(|source| ClientError::Connect {
-            authority: authority.clone(),
-            source,
-        })?;
-        let _ = tcp.set_nodelay(true);
-        match (&config.tls, origin.https) {
-            (Some(tls), true) => {
-                let name = ServerName::try_from(origin.host.clone()).map_err(|_| {
-                    ClientError::BadBaseUrl {
-                        url: config.base_url.clone(),
-                        detail: "the host is not a DNS name or IP address",
-                    }
-                })?;
-                let connector = tokio_rustls::TlsConnector::from(tls.clone());
-                let stream =
-                    tokio::time::timeout(config.connect_timeout, connector.connect(name, tcp))
-                        .await
-                        .map_err(|_| ClientError::Timeout(config.connect_timeout))?
-                        .map_err(|source| ClientError::Tls {
-                            authority: authority.clone(),
-                            source,
-                        })?;
-                if stream.get_ref().1.alpn_protocol() != Some(ALPN_H2) {
-                    return Err(ClientError::NoHttp2 { authority });
-                }
-                self.handshake(TokioIo::new(stream)).await
-            }
-            (None, true) => Err(ClientError::NoTrustAnchors {
-                url: config.base_url.clone(),
-            }),
-            (_, false) => self.handshake(TokioIo::new(tcp)).await,
-        }
-    }
-
-    async fn handshake<I>(&self, io: I) -> Result<SendRequest<Full<Bytes>>, ClientError>
-    where
-        I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-    {
-        let timeout = self.inner.config.connect_timeout;
-        let (sender, connection) = tokio::time::timeout(
-            timeout,
-            hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-                .timer(TokioTimer::new())
-                .handshake(io),
-        )
-        .await
-        .map_err(|_| ClientError::Timeout(timeout))??;
-        tokio::spawn(async move {
-            // Ends on GOAWAY or a lost connection; the sender then reports
-            // closed and the next push reconnects.
-            let _ = connection.await;
-        });
-        Ok(sender)
     }
 }

@@ -419,6 +419,17 @@ pub fn verify_provider_token(
     expected_team: &str,
     now: u64,
 ) -> Result<Claims, JwtError> {
+    verify_with_key_id(jwt, keys, expected_team, now).map(|(_, claims)| claims)
+}
+
+/// [`verify_provider_token`], also giving the `kid` the token was verified
+/// with (the push service pins a connection to it).
+pub(crate) fn verify_with_key_id(
+    jwt: &str,
+    keys: &HashMap<String, PublicKey>,
+    expected_team: &str,
+    now: u64,
+) -> Result<(String, Claims), JwtError> {
     let malformed = |detail: &str| JwtError::Malformed {
         detail: detail.to_owned(),
     };
@@ -475,5 +486,5 @@ pub fn verify_provider_token(
             now,
         });
     }
-    Ok(claims)
+    Ok((kid.to_owned(), claims))
 }

@@ -66,6 +66,10 @@ mod backoff;
 pub mod client;
 #[cfg(feature = "net")]
 mod clock;
+#[cfg(feature = "net")]
+pub mod device;
+#[cfg(feature = "net")]
+mod dial;
 mod jwt;
 mod payload;
 mod seal;

@@ -163,7 +163,8 @@ fn expected_policy(e: ApnsError, since: Option<u64>) -> RetryPolicy {
         | TooManyProviderTokenUpdates
         | InternalServerError
         | ServiceUnavailable => RetryPolicy::RetryWithBackoff,
-        Shutdown | IdleTimeout => RetryPolicy::ReconnectAndRetry,
+        // A key id unrelated to the connection's needs a new connection.
+        Shutdown | IdleTimeout | UnrelatedKeyIdInToken => RetryPolicy::ReconnectAndRetry,
         Unregistered | ExpiredToken => RetryPolicy::StopPushingToToken { since },
         _ => RetryPolicy::GiveUp,
     }

@@ -190,7 +190,13 @@ async fn rotated_token_is_unregistered_and_the_device_learns_the_new_one() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(event, DeviceEvent::TokenUpdated(new.clone()));
+    assert_eq!(
+        event,
+        DeviceEvent::TokenUpdated {
+            bundle_id: BUNDLE.into(),
+            token: new.clone()
+        }
+    );
     assert_eq!(phone.token(), &new);
     let stale = ApnsRequest::voip(old.as_str(), BUNDLE, &payload(3)).unwrap();
     let outcome = s.client.send(&stale).await.unwrap();

@@ -12,7 +12,9 @@
 //!
 //! Like the call core, the registry is sans-IO: it takes tokens and pushes
 //! with an explicit `now`, and gives events to the app and reports to the
-//! push service.
+//! push service. With the `net` feature, [`ConnectedRegistry`] is the small
+//! tokio driver that feeds it from a push service link
+//! (`push::device::DeviceConnection`).
 //!
 //! ```
 //! use std::time::{Duration, Instant};
@@ -48,7 +50,12 @@
 //! }
 //! ```
 
+#[cfg(feature = "net")]
+mod connected;
 mod registry;
+
+#[cfg(feature = "net")]
+pub use connected::ConnectedRegistry;
 
 pub use registry::{
     CompletionError, IncomingPush, PushCompletion, PushCredentials, PushMetadata, PushRegistry,

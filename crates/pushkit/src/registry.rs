@@ -214,6 +214,15 @@ pub struct PushRegistry {
     device_key: Option<Arc<push::DeviceKey>>,
 }
 
+impl std::fmt::Debug for PushRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushRegistry")
+            .field("violations", &self.violations())
+            .field("voip_stopped", &self.is_voip_delivery_stopped())
+            .finish_non_exhaustive()
+    }
+}
+
 impl PushRegistry {
     pub fn new(options: RegistryOptions) -> Self {
         let (inbox_tx, inbox_rx) = mpsc::channel();

@@ -123,6 +123,16 @@ impl MessageBuilder {
         b
     }
 
+    /// Replaces a response's reason phrase (a precise one for a human, e.g.
+    /// why a `400` or `555` was sent); a request is returned unchanged.
+    pub fn with_reason(mut self, reason: impl Into<String>) -> Self {
+        if let Start::Response { reason: r, .. } = &mut self.start {
+            // A reason phrase is one line: line breaks would end the start line.
+            *r = reason.into().replace(['\r', '\n'], " ");
+        }
+        self
+    }
+
     /// A copy of a parsed message to edit.
     pub fn from_message(msg: &Message) -> Self {
         let start = match (msg.method(), msg.status()) {
@@ -345,6 +355,20 @@ Route: <sip:p1.example.com;lr>,<sip:p2.example.com;lr>\r\n\r\n"[..],
             "SIP/2.0/UDP proxy.example.com;branch=z9hG4bKp"
         );
         assert_eq!(resp.build().unwrap().vias().len(), 2);
+    }
+
+    #[test]
+    fn reason_phrases_can_be_made_precise() {
+        let resp = MessageBuilder::response_to(&invite(), 555, Some("t"))
+            .with_reason("push service \"acme\" is not supported\r\nX: y")
+            .build()
+            .unwrap();
+        assert_eq!(resp.status(), Some(555));
+        assert_eq!(
+            resp.reason_phrase(),
+            Some("push service \"acme\" is not supported  X: y")
+        );
+        assert!(resp.header_named("X").is_none());
     }
 
     #[test]

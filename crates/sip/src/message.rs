@@ -11,9 +11,10 @@ use crate::error::ParseError;
 use crate::header::addr::{
     parse_addr_list, parse_contact, parse_name_addr, scan_addr_list, ContactValue, NameAddr,
 };
+use crate::header::quick;
 use crate::header::simple::{
-    check_call_id, check_date, check_warning, parse_auth, parse_content_type, parse_cseq,
-    parse_number, parse_reasons, parse_token_list, parse_token_params, scan_token_list, AuthHeader,
+    check_call_id, check_date, check_token_list, check_warning, parse_auth, parse_content_type,
+    parse_cseq, parse_number, parse_reasons, parse_token_list, parse_token_params, AuthHeader,
     CSeq, ContentType, Reason,
 };
 use crate::header::via::{parse_vias, scan_vias, Via};
@@ -174,16 +175,38 @@ impl Message {
             if fields.len() == limits.max_headers {
                 return Err(ParseError::TooManyHeaders(limits.max_headers));
             }
-            let (name, value) = split_field(line)?;
-            let value = trim_ws(value);
-            let kind = HeaderName::from_name(name);
-            if kind.is_single() {
-                let bit = 1u32 << (single_index(kind));
-                if seen_single & bit != 0 {
-                    return Err(ParseError::DuplicateHeader(kind.as_str()));
+            let b = line.as_bytes();
+            let at = span(text, line).0 as usize;
+            // A known name followed by ':' is found by where the colon is,
+            // without reading the name a byte at a time; the usual shape,
+            // `Name: value` with one space after the colon and none at the
+            // end, needs no trimming either.
+            let usual = |n: usize| match b.get(n..n + 3) {
+                Some(&[b':', b' ', c]) => n > 0 && !is_ws(c) && !is_ws(b[b.len() - 1]),
+                _ => false,
+            };
+            let known = raw[at..]
+                .first_chunk()
+                .and_then(HeaderName::known_before_colon)
+                .filter(|&(_, n)| usual(n));
+            let (name, value, kind) = match known {
+                Some((kind, n)) => (&line[..n], &line[n + 2..], kind),
+                None => {
+                    let n = charclass::run(b, charclass::TOKEN);
+                    let (name, value) = if usual(n) {
+                        (&line[..n], &line[n + 2..])
+                    } else {
+                        let (name, value) = split_field(line)?;
+                        (name, trim_ws(value))
+                    };
+                    (name, value, HeaderName::from_name_in(name, &raw[at..]))
                 }
-                seen_single |= bit;
+            };
+            let bit = single_bit(kind);
+            if seen_single & bit != 0 {
+                return Err(ParseError::DuplicateHeader(kind.as_str()));
             }
+            seen_single |= bit;
             seen_mandatory |= mandatory_bit(kind);
             match kind {
                 // Parsed here once: the mandatory-header check needs its method.
@@ -601,7 +624,12 @@ const MANDATORY: [HeaderName; 5] = [
 ];
 
 /// A distinct bit for each [`MANDATORY`] header, 0 for the others.
+#[inline]
 fn mandatory_bit(name: HeaderName) -> u8 {
+    BITS[name as usize].1
+}
+
+const fn mandatory_bit_of(name: HeaderName) -> u8 {
     match name {
         HeaderName::Via => 1,
         HeaderName::From => 2,
@@ -611,6 +639,19 @@ fn mandatory_bit(name: HeaderName) -> u8 {
         _ => 0,
     }
 }
+
+/// [`single_bit_of`] and [`mandatory_bit_of`] of every name, by its index:
+/// one load per header line instead of two branching matches.
+static BITS: [(u32, u8); HeaderName::ALL.len()] = {
+    let mut t = [(0, 0); HeaderName::ALL.len()];
+    let mut i = 0;
+    while i < HeaderName::ALL.len() {
+        let name = HeaderName::ALL[i];
+        t[name as usize] = (single_bit_of(name), mandatory_bit_of(name));
+        i += 1;
+    }
+    t
+};
 
 /// The CRLFs seen while looking for the end of the header section, so the
 /// lines need not be searched for again. Kept on the stack; a message with
@@ -656,8 +697,24 @@ impl LineEnds {
 /// CRLFCRLF) and whether a line before it is folded, in one pass over the
 /// line ends, recording them in `ends`.
 fn find_header_end(raw: &[u8], ends: &mut LineEnds) -> (Option<usize>, bool) {
+    // Lines are short: searching with the AVX2 searcher itself saves the
+    // generic entry's dispatch on every line.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(lf) = memchr::arch::x86_64::avx2::memchr::One::new(b'\n') {
+        return header_end_at(raw, ends, lf.iter(raw));
+    }
+    header_end_at(raw, ends, memchr::memchr_iter(b'\n', raw))
+}
+
+/// [`find_header_end`] over the offsets of the LFs in `raw`.
+#[inline(always)]
+fn header_end_at(
+    raw: &[u8],
+    ends: &mut LineEnds,
+    line_feeds: impl Iterator<Item = usize>,
+) -> (Option<usize>, bool) {
     let mut folded = false;
-    for i in memchr::memchr_iter(b'\n', raw) {
+    for i in line_feeds {
         if i == 0 || raw[i - 1] != b'\r' {
             ends.complete = false;
             continue;
@@ -767,17 +824,25 @@ fn split_field(line: &str) -> Result<(&str, &str), ParseError> {
     )))
 }
 
-fn single_index(name: HeaderName) -> u32 {
+/// A distinct bit for each header that may appear once only (see
+/// [`HeaderName::is_single`]), 0 for the others.
+#[inline]
+fn single_bit(name: HeaderName) -> u32 {
+    BITS[name as usize].0
+}
+
+const fn single_bit_of(name: HeaderName) -> u32 {
     match name {
-        HeaderName::From => 0,
-        HeaderName::To => 1,
-        HeaderName::CallId => 2,
-        HeaderName::CSeq => 3,
-        HeaderName::MaxForwards => 4,
-        HeaderName::ContentLength => 5,
-        HeaderName::ContentType => 6,
-        HeaderName::Expires => 7,
-        _ => 8,
+        HeaderName::From => 1,
+        HeaderName::To => 1 << 1,
+        HeaderName::CallId => 1 << 2,
+        HeaderName::CSeq => 1 << 3,
+        HeaderName::MaxForwards => 1 << 4,
+        HeaderName::ContentLength => 1 << 5,
+        HeaderName::ContentType => 1 << 6,
+        HeaderName::Expires => 1 << 7,
+        HeaderName::MinExpires => 1 << 8,
+        _ => 0,
     }
 }
 
@@ -814,6 +879,24 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
+    // The usual status line: SIP/2.0, a code of 100-699 and a reason phrase
+    // of printable ASCII (anything else is read below, with its errors).
+    if let Some(&[d1 @ b'1'..=b'6', d2 @ b'0'..=b'9', d3 @ b'0'..=b'9', b' ', ref reason @ ..]) =
+        line.as_bytes().strip_prefix(b"SIP/2.0 ")
+    {
+        if reason
+            .iter()
+            .all(|&c| (b' '..=b'~').contains(&c) || c == b'\t')
+        {
+            let code = [d1, d2, d3]
+                .iter()
+                .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+            return Ok(StartLine::Response {
+                code,
+                reason: span(base, &line[line.len() - reason.len()..]),
+            });
+        }
+    }
     if line.len() > 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');
@@ -845,6 +928,12 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
         });
     }
     // Request-Line = Method SP Request-URI SP SIP-Version: single spaces only.
+    if let Some((method, uri)) = quick::request_line(line) {
+        return Ok(StartLine::Request {
+            method: Method::from_token(method),
+            uri: span(base, uri),
+        });
+    }
     const SHAPE: ParseError = ParseError::BadStartLine(
         "a request line is METHOD SP Request-URI SP SIP/2.0, with single spaces",
     );
@@ -862,14 +951,16 @@ fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
             "{uri:.60} must not be enclosed in <>"
         )));
     }
-    match Uri::parse(uri) {
-        Ok(Uri::Sip(u)) if u.has_headers() => {
-            return Err(ParseError::BadRequestUri(format!(
-                "{uri:.60} has headers, which a Request-URI must not carry"
-            )));
+    if !quick::sip_uri(uri.as_bytes()) {
+        match Uri::parse(uri) {
+            Ok(Uri::Sip(u)) if u.has_headers() => {
+                return Err(ParseError::BadRequestUri(format!(
+                    "{uri:.60} has headers, which a Request-URI must not carry"
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
         }
-        Ok(_) => {}
-        Err(e) => return Err(ParseError::BadRequestUri(e.to_string())),
     }
     Ok(StartLine::Request {
         method: Method::from_token(method),
@@ -899,10 +990,18 @@ fn check_version(v: &str) -> Result<(), ParseError> {
 fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError> {
     let canonical = || kind.as_str();
     match kind {
+        // The shapes `quick` accepts need no full parse; anything else gets one.
+        HeaderName::Via if quick::vias(value) => Ok(()),
         HeaderName::Via => scan_vias(value, |_| {}).map_err(|e| bad(canonical(), e)),
+        HeaderName::From | HeaderName::To if quick::single_addr(value) => Ok(()),
         HeaderName::From | HeaderName::To => parse_name_addr(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),
+        HeaderName::Contact | HeaderName::Route | HeaderName::RecordRoute | HeaderName::Path
+            if quick::addr_list(value) =>
+        {
+            Ok(())
+        }
         HeaderName::Contact => {
             if trim_ws(value) == "*" {
                 return Ok(());
@@ -940,6 +1039,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
             .map(|_| ())
             .map_err(|e| bad(canonical(), e))
         }
+        HeaderName::ContentType if quick::content_type(value) => Ok(()),
         HeaderName::ContentType => parse_content_type(value)
             .map(|_| ())
             .map_err(|e| bad(canonical(), e)),
@@ -955,7 +1055,7 @@ fn validate(kind: HeaderName, name: &str, value: &str) -> Result<(), ParseError>
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::Allow => scan_token_list(value, |_| {}).map_err(|e| bad(canonical(), e)),
+        | HeaderName::Allow => check_token_list(value).map_err(|e| bad(canonical(), e)),
         HeaderName::WwwAuthenticate
         | HeaderName::ProxyAuthenticate
         | HeaderName::Authorization

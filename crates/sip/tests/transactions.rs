@@ -332,6 +332,11 @@ fn cancel_matches_its_invite_and_waits_for_a_provisional_on_the_client() {
     assert_eq!(cancel.method(), Some(&Method::Cancel));
     assert_eq!(cancel.top_via().unwrap().branch(), Some("z9hG4bK-c"));
     assert_eq!(cancel.cseq().unwrap().method, Method::Cancel);
+    assert_eq!(
+        cancel.reasons()[0].cause(),
+        Some(200),
+        "the held CANCEL keeps its Reason"
+    );
 }
 
 #[test]

@@ -164,6 +164,8 @@ async fn tcp_response_goes_back_on_the_connection_of_the_request() {
     let req = request("TCP", "127.0.0.1:5999", "tcp-resp", false);
     stream.write_all(req.as_bytes()).await.unwrap();
     let inc = next(&mut rx).await;
+    assert!(layer.is_connected(&Target::tcp(inc.source)));
+    assert!(!layer.is_connected(&Target::udp(inc.source)));
     let (bytes, target) = ok_for(&inc.message);
     assert_eq!(target, Target::tcp("127.0.0.1:5999".parse().unwrap()));
     timeout(WAIT, layer.send(&target, bytes))
@@ -299,8 +301,10 @@ async fn an_idle_connection_is_closed() {
         .unwrap();
     assert_closed(&mut stream).await;
     assert!(started.elapsed() >= Duration::from_millis(150));
+    let me = Target::tcp(stream.local_addr().unwrap());
     for _ in 0..50 {
         if layer.connection_count() == 0 {
+            assert!(!layer.is_connected(&me));
             return;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

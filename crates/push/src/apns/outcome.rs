@@ -115,7 +115,10 @@ impl ApnsOutcome {
                 | ApnsError::TooManyProviderTokenUpdates
                 | ApnsError::InternalServerError
                 | ApnsError::ServiceUnavailable => RetryPolicy::RetryWithBackoff,
-                ApnsError::Shutdown | ApnsError::IdleTimeout => RetryPolicy::ReconnectAndRetry,
+                // A new key id needs a new connection (key rotation).
+                ApnsError::Shutdown | ApnsError::IdleTimeout | ApnsError::UnrelatedKeyIdInToken => {
+                    RetryPolicy::ReconnectAndRetry
+                }
                 _ => RetryPolicy::GiveUp,
             },
             ApnsOutcome::Unexpected { status, .. } => match status {

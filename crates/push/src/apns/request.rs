@@ -268,6 +268,10 @@ impl ApnsRequest {
     pub fn device_token(&self) -> &DeviceToken {
         &self.device_token
     }
+    /// The token and the topic, without copying them.
+    pub(crate) fn into_token_and_topic(self) -> (DeviceToken, String) {
+        (self.device_token, self.topic)
+    }
     pub fn topic(&self) -> &str {
         &self.topic
     }
@@ -341,6 +345,14 @@ impl ApnsRequestBuilder {
     }
 
     pub fn build(self) -> Result<ApnsRequest, RequestError> {
+        let len = self.payload.len();
+        self.build_with_payload_len(len)
+    }
+
+    /// Checks every rule as [`build`](Self::build) does, for a payload of
+    /// `len` bytes the caller keeps (the push service keeps the body it
+    /// received instead of copying it into the request).
+    pub(crate) fn build_with_payload_len(self, len: usize) -> Result<ApnsRequest, RequestError> {
         let push_type = self.push_type;
         let type_name = push_type.header_value();
         let device_token = DeviceToken::parse(&self.device_token)?;
@@ -387,15 +399,12 @@ impl ApnsRequestBuilder {
                 return Err(RequestError::BadCollapseId { len: id.len() });
             }
         }
-        if self.payload.is_empty() {
+        if len == 0 {
             return Err(RequestError::PayloadEmpty);
         }
         let limit = push_type.payload_limit();
-        if self.payload.len() > limit {
-            return Err(RequestError::PayloadTooLarge {
-                size: self.payload.len(),
-                limit,
-            });
+        if len > limit {
+            return Err(RequestError::PayloadTooLarge { size: len, limit });
         }
         Ok(ApnsRequest {
             device_token,

@@ -17,7 +17,7 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use super::client::quote;
-use super::digest::{hex, Algorithm, DigestInput, NonceCount, QopAuth};
+use super::digest::{hex, Algorithm, NonceCount};
 use crate::builder::MessageBuilder;
 use crate::header::{AuthHeader, HeaderName};
 use crate::message::Message;
@@ -227,6 +227,23 @@ impl DigestServer {
         authorization: &AuthHeader<'_>,
         password_lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<String, VerifyError> {
+        self.verify_ha1(now_unix_secs, method, authorization, |user, algorithm| {
+            let password = password_lookup(user)?;
+            Some(algorithm.hash(&[user, &self.realm, &password]))
+        })
+    }
+
+    /// [`verify`](Self::verify) for a store that keeps no passwords, only
+    /// each user's HA1 = `H(username:realm:password)` per algorithm (what
+    /// RFC 7616 §5.3 allows a server to keep): `ha1_lookup(user, algorithm)`
+    /// gives the lowercase hex HA1 of `user` for this realm, or `None`.
+    pub fn verify_ha1(
+        &self,
+        now_unix_secs: u64,
+        method: &str,
+        authorization: &AuthHeader<'_>,
+        ha1_lookup: impl Fn(&str, Algorithm) -> Option<String>,
+    ) -> Result<String, VerifyError> {
         use VerifyError::*;
         let a = authorization;
         if !a.scheme.eq_ignore_ascii_case("Digest") {
@@ -265,22 +282,10 @@ impl DigestServer {
                 "the response has the wrong length for its algorithm",
             ));
         }
-        let password = password_lookup(&username).ok_or(UnknownUser)?;
-        let expected = DigestInput {
-            algorithm,
-            username: &username,
-            realm: &realm,
-            password: &password,
-            method,
-            uri: &uri,
-            nonce: &nonce,
-            qop: Some(QopAuth {
-                nc,
-                cnonce: &cnonce,
-            }),
-        }
-        .response()
-        .map_err(|_| UnsupportedAlgorithm(algorithm.to_string()))?;
+        // Only non-session algorithms are offered, so HA1 is H(user:realm:pass).
+        let ha1 = ha1_lookup(&username, algorithm).ok_or(UnknownUser)?;
+        let ha2 = algorithm.hash(&[method, &uri]);
+        let expected = algorithm.hash(&[&ha1, &nonce, &nc.to_string(), &cnonce, "auth", &ha2]);
         let matches: bool = expected
             .as_bytes()
             .ct_eq(response.to_ascii_lowercase().as_bytes())
@@ -354,6 +359,57 @@ mod tests {
         assert!(c[0].contains("algorithm=SHA-256") && c[0].contains("qop=\"auth\""));
         assert!(c[1].contains("algorithm=MD5") && c[1].ends_with("stale=true"));
         assert!(!server().challenge(5, false)[0].contains("stale"));
+    }
+
+    #[test]
+    fn verify_ha1_accepts_a_stored_ha1_of_either_algorithm() {
+        use crate::auth::client::DigestClient;
+        use crate::builder::MessageBuilder;
+        use crate::method::Method;
+        let s = server();
+        let register = MessageBuilder::request(Method::Register, "sip:example.com")
+            .header("Via", "SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1")
+            .header("From", "<sip:alice@example.com>;tag=a")
+            .header("To", "<sip:alice@example.com>")
+            .header("Call-ID", "c1")
+            .header("CSeq", "1 REGISTER");
+        for algorithm in [Algorithm::Sha256, Algorithm::Md5] {
+            let only = s.clone().with_algorithms(&[algorithm]);
+            let challenge = only
+                .challenge_response(
+                    &register.build().unwrap(),
+                    ChallengeStatus::Unauthorized,
+                    100,
+                    false,
+                )
+                .build()
+                .unwrap();
+            let mut client = DigestClient::new("alice", "secret");
+            let (name, value) = client.authorize(&challenge, &register).unwrap();
+            let retry = register
+                .clone()
+                .header(name.as_str(), value)
+                .build()
+                .unwrap();
+            let creds = &retry.auth(HeaderName::Authorization)[0];
+            let stored = |user: &str, alg: Algorithm| {
+                (user == "alice").then(|| alg.hash(&["alice", "example.com", "secret"]))
+            };
+            assert_eq!(
+                only.verify_ha1(101, "REGISTER", creds, stored),
+                Ok("alice".into())
+            );
+            let wrong =
+                |_: &str, alg: Algorithm| Some(alg.hash(&["alice", "example.com", "guess"]));
+            assert_eq!(
+                only.verify_ha1(101, "REGISTER", creds, wrong),
+                Err(VerifyError::BadResponse)
+            );
+            assert_eq!(
+                only.verify_ha1(1000, "REGISTER", creds, stored),
+                Err(VerifyError::Stale)
+            );
+        }
     }
 
     #[test]

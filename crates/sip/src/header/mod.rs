@@ -3,6 +3,7 @@
 pub mod addr;
 pub mod name;
 pub mod params;
+pub(crate) mod quick;
 pub mod simple;
 pub mod via;
 

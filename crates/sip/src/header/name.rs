@@ -22,21 +22,50 @@ macro_rules! header_names {
             pub fn from_name(name: &str) -> HeaderName {
                 let b = name.as_bytes();
                 match b.len() {
-                    0 => return HeaderName::Other,
-                    1 => return Self::from_compact(b[0].to_ascii_lowercase()),
-                    _ => {}
-                }
-                // One hash probe and at most BUCKET comparisons, instead of
-                // comparing against every known name in turn.
-                for &i in &BY_HASH[name_hash(b)] {
-                    let Some(&(full, kind)) = FULL_NAMES.get(usize::from(i)) else {
-                        break;
-                    };
-                    if full.len() == b.len() && same_name(usize::from(i), b) {
-                        return kind;
+                    0 => HeaderName::Other,
+                    1 => Self::from_compact(b[0].to_ascii_lowercase()),
+                    len @ 2..=WINDOW => {
+                        let mut window = [0u8; WINDOW];
+                        window[..len].copy_from_slice(b);
+                        lookup(&window, len)
                     }
+                    _ => HeaderName::Other,
                 }
-                HeaderName::Other
+            }
+
+            /// [`HeaderName::from_name`] for a `name` that `rest` starts
+            /// with. Where `rest` runs on for WINDOW bytes, the name is read
+            /// in place, with the bytes past it masked off, instead of being
+            /// copied first.
+            #[inline]
+            pub(crate) fn from_name_in(name: &str, rest: &[u8]) -> HeaderName {
+                match rest.first_chunk::<WINDOW>() {
+                    Some(window) if (2..=WINDOW).contains(&name.len()) => lookup(window, name.len()),
+                    _ => Self::from_name(name),
+                }
+            }
+
+            /// The known full name that `window` starts with, right before
+            /// the first ':' in it, with its length: the colon is found a
+            /// word at a time and the name compared as words, so no byte of
+            /// it is looked at alone. `None` for anything else (a compact
+            /// form, white space before the colon, an unknown name).
+            #[inline]
+            pub(crate) fn known_before_colon(window: &[u8; WINDOW]) -> Option<(HeaderName, usize)> {
+                const ONES: u64 = 0x0101_0101_0101_0101;
+                const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+                let colon = (0..NAME_WORDS).find_map(|w| {
+                    let word = u64::from_le_bytes(window[w * 8..w * 8 + 8].try_into().unwrap_or_default());
+                    let x = word ^ (ONES * u64::from(b':'));
+                    // 0x80 in each byte of `x` that is zero (exact: no carries).
+                    let zero = !(((x & LOW7) + LOW7) | x | LOW7);
+                    (zero != 0).then(|| w * 8 + zero.trailing_zeros() as usize / 8)
+                })?;
+                if colon < 2 {
+                    return None;
+                }
+                let kind = lookup(window, colon);
+                (kind != HeaderName::Other).then_some((kind, colon))
             }
 
             /// The compact forms (RFC 3261 §7.3.3), given in lower case.
@@ -50,6 +79,11 @@ macro_rules! header_names {
             }
         }
 
+        impl HeaderName {
+            /// Every variant, `Other` last: for tables indexed by `name as usize`.
+            pub(crate) const ALL: &'static [HeaderName] = &[$(HeaderName::$variant,)* HeaderName::Other];
+        }
+
         /// Every full name with its variant, in declaration order.
         const FULL_NAMES: &[(&str, HeaderName)] = &[$(($canonical, HeaderName::$variant),)*];
     };
@@ -57,30 +91,38 @@ macro_rules! header_names {
 
 /// Room for the longest known name, in whole 64-bit words.
 const NAME_WORDS: usize = 3;
+/// The bytes a name is read from: the name, then anything.
+const WINDOW: usize = NAME_WORDS * 8;
 
-/// A known name folded for comparison: its bytes in lower case, and a mask
+/// A known name folded for comparison: its bytes in lower case, a mask
 /// with 0x20 where it has a letter, so `(input | mask) == lower` holds
-/// exactly when the input equals the name ignoring ASCII case.
+/// exactly when the input equals the name ignoring ASCII case, and a mask
+/// of the bytes that are the name's in each word.
 #[derive(Clone, Copy)]
 struct Folded {
     lower: [u64; NAME_WORDS],
     mask: [u64; NAME_WORDS],
+    keep: [u64; NAME_WORDS],
+    len: usize,
 }
 
 const fn fold(name: &[u8]) -> Folded {
     assert!(
-        name.len() <= NAME_WORDS * 8,
+        name.len() <= WINDOW,
         "a header name is too long for NAME_WORDS"
     );
     let mut f = Folded {
         lower: [0; NAME_WORDS],
         mask: [0; NAME_WORDS],
+        keep: [0; NAME_WORDS],
+        len: name.len(),
     };
     let mut i = 0;
     while i < name.len() {
         let c = name[i];
         let shift = (i % 8) * 8;
         f.lower[i / 8] |= (c.to_ascii_lowercase() as u64) << shift;
+        f.keep[i / 8] |= 0xff << shift;
         if c.is_ascii_alphabetic() {
             f.mask[i / 8] |= 0x20 << shift;
         }
@@ -101,52 +143,83 @@ const fn build_folded() -> [Folded; FULL_NAMES.len()] {
 
 static FOLDED: [Folded; FULL_NAMES.len()] = build_folded();
 
-/// Does `b` (at most NAME_WORDS * 8 bytes) equal the known name `i` ignoring
-/// ASCII case? Compares whole words: names are short and this runs per line.
-fn same_name(i: usize, b: &[u8]) -> bool {
-    let mut buf = [0u8; NAME_WORDS * 8];
-    buf[..b.len()].copy_from_slice(b);
-    let f = &FOLDED[i];
-    (0..NAME_WORDS).all(|w| {
-        let word = u64::from_le_bytes(buf[w * 8..w * 8 + 8].try_into().unwrap_or_default());
-        word | f.mask[w] == f.lower[w]
-    })
+/// The little-endian word of `b[at..at + 8]`, in a const fn.
+const fn word_at(b: &[u8; WINDOW], at: usize) -> u64 {
+    let mut w = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        w |= (b[at + i] as u64) << (i * 8);
+        i += 1;
+    }
+    w
 }
 
-/// Names per hash bucket; `build_buckets` fails to compile if a bucket overflows.
-const BUCKET: usize = 3;
-const BUCKETS: usize = 64;
-/// A free slot in a bucket.
+/// Every byte of a word with 0x20 set: ASCII letters fold to lower case.
+const LOWER: u64 = 0x2020_2020_2020_2020;
+/// Found by search so that no two known names share a slot.
+const MULTIPLIER: u64 = 0x2982_5d2f_784c_9bf3;
+const SLOTS: usize = 256;
+/// A slot with no name.
 const EMPTY: u8 = u8::MAX;
 
-/// Mixes the length and the first and last letters (case-folded), which tell
-/// the known names apart well enough that no bucket holds more than two.
-const fn name_hash(b: &[u8]) -> usize {
-    let first = (b[0] | 0x20) as usize;
-    let last = (b[b.len() - 1] | 0x20) as usize;
-    (b.len() * 26 + first + (last << 3)) % BUCKETS
+/// The slot of a name of `len` (2..=WINDOW) bytes from its first and last
+/// eight bytes (`last` is ignored when it is shorter; the bytes past it are
+/// masked off): a multiplicative hash of those in lower case and its length.
+#[inline(always)]
+const fn slot(first: u64, last: u64, len: usize) -> usize {
+    let keep = if len >= 8 {
+        u64::MAX
+    } else {
+        (1u64 << (len * 8)) - 1
+    };
+    let first = (first | LOWER) & keep;
+    let last = if len >= 8 { last | LOWER } else { first };
+    let key = first ^ (last << 1) ^ len as u64;
+    (key.wrapping_mul(MULTIPLIER) >> 56) as usize
 }
 
-const fn build_buckets() -> [[u8; BUCKET]; BUCKETS] {
-    let mut t = [[EMPTY; BUCKET]; BUCKETS];
+const fn build_slots() -> [u8; SLOTS] {
+    let mut t = [EMPTY; SLOTS];
     let mut i = 0;
     while i < FULL_NAMES.len() {
-        let h = name_hash(FULL_NAMES[i].0.as_bytes());
+        let name = FULL_NAMES[i].0.as_bytes();
+        let mut window = [0u8; WINDOW];
         let mut j = 0;
-        while t[h][j] != EMPTY {
+        while j < name.len() {
+            window[j] = name[j];
             j += 1;
-            assert!(
-                j < BUCKET,
-                "a header-name hash bucket overflows: raise BUCKET"
-            );
         }
-        t[h][j] = i as u8;
+        let last = word_at(&window, name.len().saturating_sub(8));
+        let h = slot(word_at(&window, 0), last, name.len());
+        assert!(
+            t[h] == EMPTY,
+            "two header names share a slot: change MULTIPLIER"
+        );
+        t[h] = i as u8;
         i += 1;
     }
     t
 }
 
-static BY_HASH: [[u8; BUCKET]; BUCKETS] = build_buckets();
+/// The index in FULL_NAMES of the name in each slot.
+static BY_SLOT: [u8; SLOTS] = build_slots();
+
+/// The known full name of `len` (2..=WINDOW) bytes at the start of `window`,
+/// if it is one: one hash probe, then a comparison of whole words.
+#[inline]
+fn lookup(window: &[u8; WINDOW], len: usize) -> HeaderName {
+    let word = |at: usize| u64::from_le_bytes(window[at..at + 8].try_into().unwrap_or_default());
+    let i = usize::from(BY_SLOT[slot(word(0), word(len.saturating_sub(8)), len)]);
+    let (Some(f), Some(&(_, kind))) = (FOLDED.get(i), FULL_NAMES.get(i)) else {
+        return HeaderName::Other;
+    };
+    let same = |w: usize| (word(w * 8) | f.mask[w]) & f.keep[w] == f.lower[w];
+    if f.len == len && same(0) && (len <= 8 || same(1)) && (len <= 16 || same(2)) {
+        kind
+    } else {
+        HeaderName::Other
+    }
+}
 
 header_names! {
     Via => "Via", "v";
@@ -293,6 +366,64 @@ mod tests {
         for &(full, kind) in super::FULL_NAMES {
             assert_eq!(HeaderName::from_name(full), kind);
             assert_eq!(HeaderName::from_name(&full.to_ascii_uppercase()), kind);
+        }
+    }
+
+    #[test]
+    fn names_found_by_their_colon_are_the_names_before_it() {
+        for &(full, kind) in super::FULL_NAMES {
+            for (text, expected) in [
+                (
+                    format!("{full}: value and then some more text"),
+                    Some((kind, full.len())),
+                ),
+                (
+                    format!("{}:x{:24}", full.to_ascii_uppercase(), ""),
+                    Some((kind, full.len())),
+                ),
+                (format!("{full} : value and then some more text"), None),
+                (format!("X{full}: value and then some more text"), None),
+            ] {
+                let window = text.as_bytes().first_chunk().unwrap();
+                let found = HeaderName::known_before_colon(window);
+                if full.len() + 1 < super::WINDOW || expected.is_none() {
+                    assert_eq!(found, expected, "{text:?}");
+                }
+            }
+        }
+        let window = b"v: SIP/2.0/UDP host;branch=z9hG4bK";
+        assert_eq!(
+            HeaderName::known_before_colon(window.first_chunk().unwrap()),
+            None
+        );
+    }
+
+    #[test]
+    fn names_read_in_place_match_names_alone() {
+        let mut names: Vec<String> = super::FULL_NAMES
+            .iter()
+            .flat_map(|(n, _)| [n.to_string(), n.to_ascii_uppercase(), n[1..].to_string()])
+            .collect();
+        names.extend(
+            [
+                "i",
+                "X-Custom",
+                "Via-",
+                "Contact-Lengths",
+                "Tp",
+                "NewFangledHeaderThatIsVeryLong",
+            ]
+            .map(String::from),
+        );
+        for name in names {
+            for tail in [": value and then some more text", ":", ""] {
+                let text = format!("{name}{tail}");
+                assert_eq!(
+                    HeaderName::from_name_in(&name, text.as_bytes()),
+                    HeaderName::from_name(&name),
+                    "{text:?}"
+                );
+            }
         }
     }
 }

@@ -5,9 +5,9 @@
 use std::borrow::Cow;
 
 use super::params::{token_only, Params};
-use crate::charclass::{self, WORD};
+use crate::charclass::{self, CALL_ID_WORD};
 use crate::method::Method;
-use crate::scan::{is_ws, split_byte, trim_ws, unquote, Scanner};
+use crate::scan::{is_ws, trim_ws, unquote, Scanner};
 
 /// `CSeq: <seq> <method>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +17,29 @@ pub struct CSeq {
 }
 
 pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
-    let v = trim_ws(v);
+    // The usual shape, `digits SP method` with no other white space, with a
+    // number that fits.
+    let b = v.as_bytes();
+    let mut n = 0;
+    let mut seq: u32 = 0;
+    while n < 9 && n < b.len() && b[n].is_ascii_digit() {
+        seq = seq * 10 + u32::from(b[n] - b'0');
+        n += 1;
+    }
+    if n > 0 && b.get(n) == Some(&b' ') {
+        let method = &b[n + 1..];
+        if !method.is_empty() && charclass::run(method, charclass::TOKEN) == method.len() {
+            return Ok(CSeq {
+                seq,
+                method: Method::from_token(&v[n + 1..]),
+            });
+        }
+    }
+    parse_cseq_general(trim_ws(v))
+}
+
+/// [`parse_cseq`] for any value, with the reason when it is malformed.
+fn parse_cseq_general(v: &str) -> Result<CSeq, &'static str> {
     let sp = v
         .bytes()
         .position(is_ws)
@@ -46,8 +68,28 @@ pub fn parse_cseq(v: &str) -> Result<CSeq, &'static str> {
 
 /// A decimal number of at most `max`, as delta-seconds, Max-Forwards and
 /// Content-Length are written.
+#[inline]
 pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
-    let v = trim_ws(v);
+    let b = v.as_bytes();
+    // Up to 19 digits (and no white space) cannot overflow a u64: one pass
+    // adds them up and checks that they are digits.
+    if (1..=19).contains(&b.len()) {
+        let (mut n, mut digits) = (0u64, true);
+        for &c in b {
+            digits &= c.is_ascii_digit();
+            n = n
+                .wrapping_mul(10)
+                .wrapping_add(u64::from(c.wrapping_sub(b'0')));
+        }
+        if digits {
+            return if n <= max { Ok(n) } else { Err(what) };
+        }
+    }
+    parse_number_general(trim_ws(v), max, what)
+}
+
+/// [`parse_number`] for any value.
+fn parse_number_general(v: &str, max: u64, what: &'static str) -> Result<u64, &'static str> {
     if v.is_empty() || !v.bytes().all(|c| c.is_ascii_digit()) {
         return Err(what);
     }
@@ -62,14 +104,21 @@ pub fn parse_number(v: &str, max: u64, what: &'static str) -> Result<u64, &'stat
 
 /// `Call-ID: word ["@" word]`.
 pub fn check_call_id(v: &str) -> Result<&str, &'static str> {
-    let v = trim_ws(v);
-    let (a, b) = match split_byte(v, b'@') {
-        Some((a, b)) => (a, Some(b)),
-        None => (v, None),
-    };
-    let word = |w: &str| !w.is_empty() && w.bytes().all(|c| charclass::is(c, WORD) || c >= 0x80);
-    if word(a) && b.is_none_or(word) {
+    // White space is no word character: a value with some is trimmed and
+    // looked at again.
+    let b = v.as_bytes();
+    // A word, then at most one '@' and another word; '@' is no word character.
+    let a = charclass::run(b, CALL_ID_WORD);
+    let ok = a > 0
+        && (a == b.len()
+            || (b[a] == b'@' && {
+                let w = charclass::run(&b[a + 1..], CALL_ID_WORD);
+                w > 0 && a + 1 + w == b.len()
+            }));
+    if ok {
         Ok(v)
+    } else if trim_ws(v).len() < v.len() {
+        check_call_id(trim_ws(v))
     } else {
         Err("the Call-ID must be word[@word]")
     }
@@ -230,24 +279,92 @@ pub(crate) fn scan_token_list<'a>(
     v: &'a str,
     mut each: impl FnMut(&'a str),
 ) -> Result<(), &'static str> {
-    if trim_ws(v).is_empty() {
+    // Each item is white space, a token, white space, then ',' or the end;
+    // a list of nothing but white space is empty.
+    let b = v.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while i < b.len() && is_ws(b[i]) {
+            i += 1;
+        }
+        i
+    };
+    let mut i = skip_ws(0);
+    if i == b.len() {
         return Ok(());
     }
-    // Each item is white space, a token, white space, then ',' or the end.
-    let mut sc = Scanner::new(v);
     loop {
-        let t = sc.token().ok_or(NOT_TOKENS)?;
-        each(t);
-        sc.skip_ws();
-        if sc.at_end() {
-            return Ok(());
-        }
-        if sc.peek() != Some(b',') {
+        let start = i;
+        i += charclass::run(&b[i..], charclass::TOKEN);
+        if i == start {
             return Err(NOT_TOKENS);
         }
-        sc.pos += 1;
+        each(&v[start..i]);
+        i = skip_ws(i);
+        if i == b.len() {
+            return Ok(());
+        }
+        if b[i] != b',' {
+            return Err(NOT_TOKENS);
+        }
+        i = skip_ws(i + 1);
     }
 }
+
+/// [`scan_token_list`] for validation only, one table step a byte: the
+/// list is `*WS [token *WS *("," *WS token *WS)]`, read by an automaton
+/// whose state is a multiple of four and whose input is a byte's class.
+pub(crate) fn check_token_list(v: &str) -> Result<(), &'static str> {
+    let mut state = LIST_START;
+    for &c in v.as_bytes() {
+        state = LIST_STEP[usize::from(state | LIST_CLASS[usize::from(c)])];
+    }
+    match state {
+        LIST_START | LIST_TOKEN | LIST_AFTER => Ok(()),
+        _ => Err(NOT_TOKENS),
+    }
+}
+
+/// Classes of bytes in a token list.
+const IN_TOKEN: u8 = 0;
+const IN_WS: u8 = 1;
+const IN_COMMA: u8 = 2;
+const IN_OTHER: u8 = 3;
+/// States: nothing but white space yet; expecting a token after a comma;
+/// in a token; in white space after a token; wrong (for good).
+const LIST_START: u8 = 0;
+const LIST_NEXT: u8 = 4;
+const LIST_TOKEN: u8 = 8;
+const LIST_AFTER: u8 = 12;
+const LIST_WRONG: u8 = 16;
+
+static LIST_CLASS: [u8; 256] = {
+    let mut t = [IN_OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        if charclass::TABLE[c] & charclass::TOKEN != 0 {
+            t[c] = IN_TOKEN;
+        }
+        c += 1;
+    }
+    t[b' ' as usize] = IN_WS;
+    t[b'\t' as usize] = IN_WS;
+    t[b',' as usize] = IN_COMMA;
+    t
+};
+
+static LIST_STEP: [u8; 256] = {
+    let mut t = [LIST_WRONG; 256];
+    t[(LIST_START | IN_WS) as usize] = LIST_START;
+    t[(LIST_START | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_NEXT | IN_WS) as usize] = LIST_NEXT;
+    t[(LIST_NEXT | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_TOKEN | IN_TOKEN) as usize] = LIST_TOKEN;
+    t[(LIST_TOKEN | IN_WS) as usize] = LIST_AFTER;
+    t[(LIST_TOKEN | IN_COMMA) as usize] = LIST_NEXT;
+    t[(LIST_AFTER | IN_WS) as usize] = LIST_AFTER;
+    t[(LIST_AFTER | IN_COMMA) as usize] = LIST_NEXT;
+    t
+};
 
 const NOT_TOKENS: &str = "the list must hold tokens separated by commas";
 
@@ -319,6 +436,21 @@ mod tests {
         assert!(check_warning(r#"1812 overture "In Progress""#).is_err());
         assert!(check_call_id("0ha0isndaksdj@192.0.2.1").is_ok());
         assert!(check_call_id("a b").is_err());
+    }
+
+    #[test]
+    fn the_list_automaton_agrees_with_the_scanner() {
+        let mut words = vec![String::new()];
+        for _ in 0..7 {
+            let longer: Vec<String> = words
+                .iter()
+                .flat_map(|w| ["a", " ", ",", "\t", "@"].map(|c| format!("{w}{c}")))
+                .collect();
+            for w in &longer {
+                assert_eq!(check_token_list(w), scan_token_list(w, |_| {}), "{w:?}");
+            }
+            words = longer;
+        }
     }
 
     #[test]

@@ -87,18 +87,25 @@ fn port(sc: &mut Scanner<'_>) -> Result<Option<u16>, &'static str> {
 }
 
 /// Checks the values of the parameters RFC 3261 and RFC 3581 give a meaning.
-fn check_param(p: Param<'_>) -> Result<(), &'static str> {
+pub(crate) fn check_param(p: Param<'_>) -> Result<(), &'static str> {
+    // Each name checked has its own length and first letter: one branch
+    // finds which (if any) it can be before a comparison says whether it is.
     let is = |n: &str| p.name.eq_ignore_ascii_case(n);
-    if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() {
-        return Err("ttl must be 0-255");
+    let first = p.name.as_bytes().first().map(|c| c | 0x20);
+    match (p.name.len(), first) {
+        (3, Some(b't')) if is("ttl") && p.value.and_then(|v| v.parse::<u8>().ok()).is_none() => {
+            Err("ttl must be 0-255")
+        }
+        (6, Some(b'b')) | (8, Some(b'r')) | (5, Some(b'm'))
+            if p.value.is_none() && (is("branch") || is("received") || is("maddr")) =>
+        {
+            Err("branch, received and maddr need a value")
+        }
+        (5, Some(b'r')) if is("rport") && p.value.is_some_and(|v| v.parse::<u16>().is_err()) => {
+            Err("rport must be a port number")
+        }
+        _ => Ok(()),
     }
-    if (is("branch") || is("received") || is("maddr")) && p.value.is_none() {
-        return Err("branch, received and maddr need a value");
-    }
-    if is("rport") && p.value.is_some_and(|v| v.parse::<u16>().is_err()) {
-        return Err("rport must be a port number");
-    }
-    Ok(())
 }
 
 /// Parses a comma-separated Via header value into its via-parms.

@@ -153,7 +153,8 @@ struct ClientTx<D> {
     /// Timer D, K or M.
     terminate_at: Option<Instant>,
     ack: Option<Bytes>,
-    cancel_when_provisional: bool,
+    /// A CANCEL asked for before any provisional response, with its Reason.
+    cancel_when_provisional: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -277,7 +278,7 @@ impl<D: Clone + Debug> TransactionLayer<D> {
                 timeout_at: Some(now + t.b()),
                 terminate_at: None,
                 ack: None,
-                cancel_when_provisional: false,
+                cancel_when_provisional: None,
             },
         );
         Ok(id)
@@ -306,7 +307,7 @@ impl<D: Clone + Debug> TransactionLayer<D> {
         }
         match tx.state {
             ClientState::Initial => {
-                tx.cancel_when_provisional = true;
+                tx.cancel_when_provisional = Some(reason.map(str::to_owned));
                 Ok(None)
             }
             ClientState::Proceeding => {
@@ -333,15 +334,15 @@ impl<D: Clone + Debug> TransactionLayer<D> {
             .clients
             .get_mut(&id)
             .expect("keys and transactions agree");
-        let mut send_cancel = false;
+        let mut send_cancel = None;
         let mut resend_ack = false;
         let deliver = match (tx.invite, tx.state) {
             (true, ClientState::Initial | ClientState::Proceeding) => {
                 tx.retransmit_at = None;
                 if code < 200 {
                     tx.timeout_at = None;
-                    if tx.state == ClientState::Initial && tx.cancel_when_provisional {
-                        send_cancel = true;
+                    if tx.state == ClientState::Initial {
+                        send_cancel = tx.cancel_when_provisional.take();
                     }
                     tx.state = ClientState::Proceeding;
                 } else if code < 300 {
@@ -387,8 +388,8 @@ impl<D: Clone + Debug> TransactionLayer<D> {
         if deliver {
             self.event(TransactionEvent::Response { id, response });
         }
-        if send_cancel {
-            let _ = self.cancel(now, id, None);
+        if let Some(reason) = send_cancel {
+            let _ = self.cancel(now, id, reason.as_deref());
         }
         self.reap(now);
     }

@@ -228,6 +228,16 @@ impl TransportLayer {
         }
     }
 
+    /// Whether a TCP or TLS connection to `target` is open now, so a
+    /// message would reach a peer that is not listening for new ones (a
+    /// phone behind NAT); always false for UDP.
+    pub fn is_connected(&self, target: &Target) -> bool {
+        target.transport != Transport::Udp
+            && lock(&self.inner.conns)
+                .by_addr
+                .contains_key(&(target.transport, target.addr))
+    }
+
     /// Open TCP and TLS connections.
     pub fn connection_count(&self) -> usize {
         lock(&self.inner.conns).by_id.len()

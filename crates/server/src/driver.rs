@@ -1,0 +1,371 @@
+//! The tokio driver: the SIP transports, the APNs client (and, by default,
+//! the push service in-process), the `/metrics` endpoint, and one task that
+//! feeds the sans-IO [`Proxy`] and carries out what it asks. No decision is
+//! taken here.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use push::client::{ApnsClient, ClientConfig};
+use push::service::{PushService, ServiceConfig};
+use push::{ApnsOutcome, ApnsRequest, ProviderKey, ProviderTokenCache, SealingKey};
+use sip::transport::{Target, Transport, TransportConfig, TransportLayer};
+use tokio::sync::{mpsc, oneshot};
+use tracing::{info, warn};
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+use crate::registrar::Registrar;
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("the store: {0}")]
+    Store(#[from] StoreError),
+    #[error("SIP transports: {0}")]
+    Transport(#[from] sip::transport::TransportError),
+    #[error("TLS certificate or key: {0}")]
+    Tls(String),
+    #[error("push: {0}")]
+    Push(String),
+    #[error("cannot listen for /metrics on {addr}: {source} — pick another metrics_listen")]
+    Metrics {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+/// A running server; dropping it stops everything.
+pub struct RunningServer {
+    transport: Arc<TransportLayer>,
+    metrics_addr: Option<SocketAddr>,
+    push_service: Option<Arc<PushService>>,
+    metrics: mpsc::Sender<oneshot::Sender<String>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl RunningServer {
+    pub fn local_addr(&self, transport: Transport) -> Option<SocketAddr> {
+        self.transport.local_addr(transport)
+    }
+
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
+    /// The in-process push service (unless `push.apns_url` is set).
+    pub fn push_service(&self) -> Option<&PushService> {
+        self.push_service.as_deref()
+    }
+
+    /// The Prometheus text, as `/metrics` serves it.
+    pub async fn metrics_text(&self) -> String {
+        render(&self.metrics).await.unwrap_or_default()
+    }
+
+    /// Runs until the server task ends (it does not by itself).
+    pub async fn wait(mut self) {
+        let _ = (&mut self.task).await;
+    }
+}
+
+async fn render(metrics: &mpsc::Sender<oneshot::Sender<String>>) -> Option<String> {
+    let (tx, rx) = oneshot::channel();
+    metrics.send(tx).await.ok()?;
+    rx.await.ok()
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn random_secret() -> [u8; 32] {
+    let mut s = [0u8; 32];
+    // Without OS randomness the nonces would be forgeable: refuse to run weakly.
+    getrandom::fill(&mut s).expect("the OS random source is available");
+    s
+}
+
+/// Starts the server described by `config` (inside a tokio runtime).
+pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+    config.check()?;
+    let store = SqliteStore::open(&config.db)?;
+    start_with_store(config, Box::new(store)).await
+}
+
+/// [`start`] with a store of the caller's choosing.
+pub async fn start_with_store(
+    config: Config,
+    store: Box<dyn Store>,
+) -> Result<RunningServer, StartError> {
+    let mut tconf = TransportConfig::new(config.listen);
+    tconf.tls_bind = config.tls_listen;
+    if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))
+        };
+        let server = sip::transport::server_config_from_pem(&read(cert)?, &read(key)?)
+            .map_err(|e| StartError::Tls(e.to_string()))?;
+        tconf.tls_server = Some(server);
+    }
+    let (transport, incoming) = TransportLayer::bind(tconf).await?;
+    let transport = Arc::new(transport);
+    let local = transport
+        .local_addr(Transport::Udp)
+        .unwrap_or(config.listen);
+
+    let (push_service, client) = push_setup(&config).await?;
+
+    let mut aliases = config.aliases.clone();
+    aliases.push(local.ip().to_string());
+    aliases.push(local.to_string());
+    let proxy_config = ProxyConfig {
+        local,
+        domains: Domains::new(&config.domain(), &aliases),
+        bucket_timeout: config.bucket_timeout(),
+        timers: Default::default(),
+    };
+    let auth = Authenticator::new(
+        &config.realm,
+        random_secret(),
+        Duration::from_secs(config.nonce_lifetime_secs),
+        &config.algorithms()?,
+    );
+    let mut proxy = Proxy::new(
+        proxy_config,
+        store,
+        auth,
+        Registrar::new(config.registrar()),
+    );
+    proxy.set_wall_clock(Instant::now(), unix_now());
+    let connections = transport.clone();
+    proxy.set_flow_probe(Box::new(move |t| connections.is_connected(t)));
+
+    let (metrics_tx, metrics_rx) = mpsc::channel(16);
+    let metrics_addr = match config.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, metrics_tx.clone()).await?),
+        None => None,
+    };
+    info!(%local, metrics = ?metrics_addr, "callkit-voip server listening");
+    let task = tokio::spawn(run(proxy, transport.clone(), incoming, client, metrics_rx));
+    Ok(RunningServer {
+        transport,
+        metrics_addr,
+        push_service,
+        metrics: metrics_tx,
+        task,
+    })
+}
+
+async fn push_setup(
+    config: &Config,
+) -> Result<(Option<Arc<PushService>>, Arc<ApnsClient>), StartError> {
+    let p = &config.push;
+    let key = match &p.key_p8 {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| StartError::Push(format!("{}: {e}", path.display())))?;
+            ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
+                .map_err(|e| StartError::Push(e.to_string()))?
+        }
+        None => {
+            let rng = ring::rand::SystemRandom::new();
+            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                &rng,
+            )
+            .map_err(|_| StartError::Push("cannot generate a provider key".into()))?;
+            ProviderKey::from_pkcs8_der(pkcs8.as_ref(), &p.key_id, &p.team_id)
+                .map_err(|e| StartError::Push(e.to_string()))?
+        }
+    };
+    let (service, base_url, tls) = match &p.apns_url {
+        Some(url) => {
+            let tls = match &p.apns_ca {
+                Some(ca) => {
+                    let pem = std::fs::read(ca)
+                        .map_err(|e| StartError::Push(format!("{}: {e}", ca.display())))?;
+                    Some(
+                        push::tls::client_config_trusting_pem(&pem)
+                            .map_err(|e| StartError::Push(e.to_string()))?,
+                    )
+                }
+                None => None,
+            };
+            (None, url.clone(), tls)
+        }
+        None => {
+            let sc = ServiceConfig::new(&p.team_id).with_key(&p.key_id, key.public_key());
+            let service = PushService::bind(p.service_listen, sc)
+                .await
+                .map_err(|e| StartError::Push(format!("in-process push service: {e}")))?;
+            let url = service.base_url();
+            info!(url, "in-process push service");
+            (Some(Arc::new(service)), url, None)
+        }
+    };
+    let client = ApnsClient::new(
+        ClientConfig::new(base_url, tls),
+        ProviderTokenCache::new(key),
+    )
+    .map_err(|e| StartError::Push(e.to_string()))?;
+    Ok((service, Arc::new(client)))
+}
+
+async fn serve_metrics(
+    addr: SocketAddr,
+    metrics: mpsc::Sender<oneshot::Sender<String>>,
+) -> Result<SocketAddr, StartError> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Metrics { addr, source })?;
+    let bound = listener
+        .local_addr()
+        .map_err(|source| StartError::Metrics { addr, source })?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let metrics = metrics.clone();
+            tokio::spawn(async move {
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let metrics = metrics.clone();
+                    async move {
+                        let (status, body) = if req.uri().path() == "/metrics" {
+                            (200, render(&metrics).await.unwrap_or_default())
+                        } else {
+                            (404, "try /metrics\n".to_owned())
+                        };
+                        let resp = hyper::Response::builder()
+                            .status(status)
+                            .header("content-type", "text/plain; version=0.0.4")
+                            .body(Full::new(Bytes::from(body)))
+                            .expect("a valid response");
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    Ok(bound)
+}
+
+/// The one task that owns the proxy.
+async fn run(
+    mut proxy: Proxy,
+    transport: Arc<TransportLayer>,
+    mut incoming: mpsc::Receiver<sip::Incoming>,
+    client: Arc<ApnsClient>,
+    mut metrics: mpsc::Receiver<oneshot::Sender<String>>,
+) {
+    let (push_tx, mut push_rx) = mpsc::channel::<(PushJob, PushResult)>(256);
+    let mut purge = tokio::time::interval(Duration::from_secs(60));
+    loop {
+        while let Some(out) = proxy.poll_output() {
+            match out {
+                Output::Transmit(t) => {
+                    if let Err(e) = transport.send(&t.dest, t.bytes).await {
+                        warn!(dest = %t.dest.addr, "send failed: {e}");
+                        if let Some(tx) = t.tx {
+                            proxy.handle_transport_error(Instant::now(), tx);
+                        }
+                    }
+                }
+                Output::Push(job) => {
+                    let client = client.clone();
+                    let done = push_tx.clone();
+                    tokio::spawn(async move {
+                        let result = send_push(&client, &job).await;
+                        let _ = done.send((job, result)).await;
+                    });
+                }
+            }
+        }
+        let wake = proxy
+            .poll_timeout()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+        tokio::select! {
+            received = incoming.recv() => {
+                let Some(inc) = received else { return };
+                let source = Target::new(inc.transport, inc.source);
+                proxy.handle_message(Instant::now(), inc.message, source);
+            }
+            Some((job, result)) = push_rx.recv() => {
+                proxy.handle_push_result(Instant::now(), &job, result);
+            }
+            Some(reply) = metrics.recv() => {
+                let unix = unix_now();
+                let bindings = proxy.store().binding_count(unix).unwrap_or(0);
+                let text = proxy.metrics.render(bindings, proxy.active_calls() as u64, proxy.bucket_len() as u64);
+                let _ = reply.send(text);
+            }
+            _ = purge.tick() => {
+                if let Err(e) = proxy.store_mut().purge_expired(unix_now()) {
+                    warn!("purging expired bindings failed: {e}");
+                }
+            }
+            _ = tokio::time::sleep_until(wake.into()) => {
+                proxy.handle_timeout(Instant::now());
+            }
+        }
+    }
+}
+
+/// Sends one VoIP push, sealed when the device registered a key.
+async fn send_push(client: &ApnsClient, job: &PushJob) -> PushResult {
+    let failed = |reason: String| PushResult::Failed { reason };
+    let (Ok(token), Ok(bundle)) = (job.device.voip_token(), job.device.bundle_id()) else {
+        return failed("BadPushParameters".into());
+    };
+    let request = match &job.seal_key {
+        Some(key) => SealingKey::from_base64url(key)
+            .map_err(|e| e.to_string())
+            .and_then(|k| push::seal(&job.payload, &k).map_err(|e| e.to_string()))
+            .and_then(|sealed| {
+                sealed
+                    .voip_request(token, bundle)
+                    .map_err(|e| e.to_string())
+            }),
+        None => ApnsRequest::voip(token, bundle, &job.payload).map_err(|e| e.to_string()),
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return failed(e),
+    };
+    match client.send(&request).await {
+        Ok(ApnsOutcome::Delivered { .. }) => PushResult::Delivered,
+        Ok(ApnsOutcome::TokenInvalid { reason, .. }) => PushResult::TokenInvalid {
+            reason: reason.reason().to_owned(),
+        },
+        Ok(ApnsOutcome::Rejected { error, .. }) => failed(error.reason().to_owned()),
+        Ok(ApnsOutcome::Unexpected { status, reason, .. }) => {
+            failed(reason.unwrap_or_else(|| format!("HTTP {status}")))
+        }
+        Err(e) => {
+            warn!("push not sent: {e}");
+            failed("Unreachable".into())
+        }
+    }
+}

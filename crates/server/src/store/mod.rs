@@ -1,0 +1,126 @@
+//! Users, bindings and push tokens behind one trait, so the registrar and
+//! the proxy never know whether SQLite (one node) or Redis (several, to
+//! come) keeps them.
+//!
+//! Passwords are never stored: a user is kept as its digest HA1 for each
+//! algorithm the server offers, `H(username:realm:password)`, which is what
+//! verification needs (RFC 7616 §5.3). Changing the realm means setting
+//! the passwords again.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use sip::auth::Algorithm;
+
+use crate::pn::PushTarget;
+
+/// Why the store failed. Every variant is a fault of the storage, never of
+/// the request: a SIP caller gets `500` and the operator the message.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database failed: {0} — check the file's permissions and free disk space")]
+    Database(#[from] rusqlite::Error),
+    #[error("user {0:?} already exists — delete it first or pick another name")]
+    UserExists(String),
+    #[error("no user {0:?}")]
+    NoSuchUser(String),
+    #[error("{0:?} is not a valid user name — use letters, digits and . _ - + only")]
+    BadUserName(String),
+}
+
+/// A user of the served domain: its name and the HA1 per algorithm.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// The realm the HA1 values were computed for.
+    pub realm: String,
+    pub ha1_md5: String,
+    pub ha1_sha256: String,
+}
+
+impl User {
+    /// A user whose password is `password` in `realm`; only the hashes are kept.
+    pub fn with_password(name: &str, realm: &str, password: &str) -> Result<User, StoreError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"._-+".contains(&c));
+        if !valid {
+            return Err(StoreError::BadUserName(name.to_owned()));
+        }
+        Ok(User {
+            name: name.to_owned(),
+            realm: realm.to_owned(),
+            ha1_md5: Algorithm::Md5.hash(&[name, realm, password]),
+            ha1_sha256: Algorithm::Sha256.hash(&[name, realm, password]),
+        })
+    }
+
+    /// The HA1 for `algorithm` (non-session variants only).
+    pub fn ha1(&self, algorithm: Algorithm) -> Option<&str> {
+        match algorithm {
+            Algorithm::Md5 => Some(&self.ha1_md5),
+            Algorithm::Sha256 => Some(&self.ha1_sha256),
+            Algorithm::Md5Sess | Algorithm::Sha256Sess => None,
+        }
+    }
+}
+
+/// Where a binding's requests go: the transport and address its REGISTER
+/// came from (so a phone behind NAT is reached), e.g. `udp:127.0.0.1:5070`.
+pub type FlowAddr = String;
+
+/// One registered contact of an address-of-record (RFC 3261 §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    /// `sip:user@domain`, lowercased host.
+    pub aor: String,
+    /// The Contact URI as registered (with its pn-* parameters).
+    pub contact: String,
+    /// Unix seconds when it expires.
+    pub expires_at: u64,
+    /// q-value in thousandths.
+    pub q: u16,
+    pub call_id: String,
+    pub cseq: u32,
+    /// `+sip.instance` (RFC 5626), if sent.
+    pub instance: Option<String>,
+    /// `reg-id` (RFC 5626), if sent.
+    pub reg_id: Option<u32>,
+    /// The RFC 8599 push target, for a binding that can be woken by a push.
+    pub push: Option<PushTarget>,
+    /// The device's sealing key (base64url X25519), from `pn-sealkey`.
+    pub seal_key: Option<String>,
+    /// Where the REGISTER came from (`transport:ip:port`).
+    pub flow: FlowAddr,
+    /// The UA sent `+sip.pnsreg`: it refreshes its binding by itself.
+    pub pnsreg: bool,
+}
+
+impl Binding {
+    pub fn expires_in(&self, now_unix: u64) -> u64 {
+        self.expires_at.saturating_sub(now_unix)
+    }
+}
+
+/// The storage of a registrar and proxy. Each write is durable when it
+/// returns (an acknowledged REGISTER survives a crash).
+pub trait Store: Send {
+    fn add_user(&mut self, user: &User) -> Result<(), StoreError>;
+    fn delete_user(&mut self, name: &str) -> Result<(), StoreError>;
+    fn user(&self, name: &str) -> Result<Option<User>, StoreError>;
+    fn users(&self) -> Result<Vec<User>, StoreError>;
+
+    /// The live bindings of `aor` at `now_unix`, best q first.
+    fn bindings(&self, aor: &str, now_unix: u64) -> Result<Vec<Binding>, StoreError>;
+    /// Replaces every binding of `aor` with `bindings`, atomically.
+    fn set_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError>;
+    /// Removes the bindings that push to `prid` (the token is dead: APNs 410).
+    fn drop_push_token(&mut self, prid: &str) -> Result<usize, StoreError>;
+    /// Removes bindings expired at `now_unix`; how many.
+    fn purge_expired(&mut self, now_unix: u64) -> Result<usize, StoreError>;
+    /// How many live bindings there are (for /metrics).
+    fn binding_count(&self, now_unix: u64) -> Result<u64, StoreError>;
+}
