@@ -132,15 +132,20 @@ async fn until(
     panic!("no {what} within 10 s; saw {seen:#?}");
 }
 
-/// A UDP socket on an even port (RTP's rule), as our SDP offers it.
-async fn rtp_sink() -> tokio::net::UdpSocket {
+/// UDP sockets on an even port and the next (RTP's and RTCP's), as our SDP
+/// offers them: baresip closes a call whose RTP or RTCP hits a closed port.
+async fn rtp_sink() -> (tokio::net::UdpSocket, tokio::net::UdpSocket) {
     for _ in 0..50 {
         let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        if s.local_addr().unwrap().port() % 2 == 0 {
-            return s;
+        let port = s.local_addr().unwrap().port();
+        if port % 2 != 0 || port == u16::MAX {
+            continue;
+        }
+        if let Ok(rtcp) = tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await {
+            return (s, rtcp);
         }
     }
-    panic!("no even port in 50 tries");
+    panic!("no free even/odd port pair in 50 tries");
 }
 
 fn direction(events: &[PhoneEvent]) -> Option<Direction> {
@@ -170,7 +175,7 @@ async fn call_hold_resume_hang_up() {
     // Stands in for the media engine's RTP socket: counts baresip's PCMU
     // packets (and keeps its RTP from hitting a closed port, which makes
     // baresip close the call).
-    let sink = rtp_sink().await;
+    let (sink, _rtcp) = rtp_sink().await;
     let rtp_port = sink.local_addr().unwrap().port();
     let pcmu = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counter = pcmu.clone();
