@@ -51,6 +51,8 @@
 
 pub mod audio;
 pub mod codec;
+#[cfg(feature = "device")]
+pub mod device;
 pub mod dtmf;
 pub mod engine;
 pub mod g711;

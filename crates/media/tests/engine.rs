@@ -66,7 +66,7 @@ fn deactivate(system: &mut CallSystem, uuid: Uuid) {
 }
 
 fn dominates(samples: &[i16], rate: u32, wanted: f64, other: f64) -> bool {
-    goertzel_power(samples, rate, wanted) > 1000.0 * goertzel_power(samples, rate, other)
+    goertzel_power(samples, rate, wanted) > 100.0 * goertzel_power(samples, rate, other)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

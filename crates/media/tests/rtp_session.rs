@@ -303,3 +303,50 @@ fn garbage_is_an_error_not_a_panic() {
     }
     assert!(bob.poll_output().is_none());
 }
+
+#[test]
+fn a_report_whose_delay_outruns_the_round_trip_gives_zero_not_hours() {
+    // Bob answers Alice's sender report at once over an instant path, but
+    // claims a DLSR a little longer than the time that passed (rounding).
+    let start = Instant::now();
+    let mut alice = RtpSession::new(
+        SessionConfig {
+            remote: Some(addr(2000)),
+            rtcp_interval: Duration::from_millis(100),
+            ..SessionConfig::default()
+        },
+        start,
+    );
+    let p = payload(0);
+    alice
+        .send_rtp(
+            start,
+            OutgoingRtp {
+                payload_type: 0,
+                media_time: 0,
+                marker: false,
+                payload: &p,
+            },
+        )
+        .unwrap();
+    let due = alice.poll_timeout().unwrap();
+    alice.handle_timeout(due);
+    let mut wire = VecDeque::new();
+    drain(&mut alice, &mut wire);
+    let sr = wire.pop_back().unwrap().contents;
+    // The SR's NTP timestamp, middle 32 bits (bytes 8..16 of the SR).
+    let ntp = u64::from_be_bytes(sr[8..16].try_into().unwrap());
+    let lsr = (ntp >> 16) as u32;
+    let block = rtcp_types::ReportBlock::builder(alice.ssrc())
+        .last_sender_report_timestamp(lsr)
+        .delay_since_last_sender_report_timestamp(3);
+    let rr = rtcp_types::ReceiverReport::builder(0x0B0B).add_report_block(block);
+    let mut datagram = vec![0u8; 64];
+    use rtcp_types::RtcpPacketWriterExt;
+    let len = rr.write_into(&mut datagram).unwrap();
+    alice
+        .handle_datagram(due, addr(1000), &datagram[..len])
+        .unwrap();
+    let report = alice.remote_report().unwrap();
+    assert_eq!(report.round_trip_time, Some(Duration::ZERO));
+}

@@ -14,6 +14,37 @@
 //! SDP sits behind [`MediaNegotiator`] so the media engine plugs in;
 //! [`SimpleSdp`] is a real minimal one (PCMU + telephone events).
 //!
+//! ```
+//! use std::time::Instant;
+//! use phone::{Phone, PhoneConfig, PhoneEvent, PushConfig, SimpleSdp};
+//! use sip::ua::UaConfig;
+//!
+//! let now = Instant::now();
+//! let mut config = PhoneConfig::new("sip:bob@example.com");
+//! config.push = Some(PushConfig::new("TEAM123456", "com.example.phone"));
+//! let ua = UaConfig::new("sip:bob@example.com", "sip:bob@192.0.2.2:5060", "UDP 192.0.2.2:5060");
+//! let media = SimpleSdp::new([192, 0, 2, 2].into(), 40000, 1);
+//! let mut bob: Phone<&str> =
+//!     Phone::new(config, ua, Box::new(|_uri| Some(("server", false))), Box::new(media));
+//! bob.start(now);
+//! bob.handle_push_credentials(now, vec![0xab; 32]); // → REGISTER with pn-prid=abab…
+//!
+//! // A VoIP push: the call is reported at once, before any SIP arrives.
+//! let payload = push::VoipPayload {
+//!     call_id: "a84b4c76e66710@pc33.example.com".into(),
+//!     caller: "sip:alice@example.com".into(),
+//!     display_name: Some("Alice".into()),
+//!     has_video: false,
+//!     send_time: 0,
+//! };
+//! bob.handle_push(now, payload.to_json().unwrap().into(), None);
+//! let events: Vec<PhoneEvent> = std::iter::from_fn(|| bob.poll_event()).collect();
+//! assert!(events.iter().any(|e| matches!(e, PhoneEvent::IncomingCall { from_push: true, .. })));
+//! assert_eq!(bob.registry().violations(), 0); // completed with the ReportedCall proof
+//! let uuid = callkit::call_uuid_for_call_id("a84b4c76e66710@pc33.example.com");
+//! assert_eq!(bob.calls()[0].uuid, uuid); // the INVITE with this Call-ID will match it
+//! ```
+//!
 //! With the `net` feature, [`endpoint::PhoneEndpoint`] drives a phone on
 //! real sockets, timers and the push service's in-process devices.
 

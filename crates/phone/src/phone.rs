@@ -1006,6 +1006,8 @@ impl<D: Clone + std::fmt::Debug> Phone<D> {
                 s.clone()
             }
             Handle::PhoneNumber(n) => format!("sip:{n}@{};user=phone", self.config.domain),
+            // `bob@example.com` is a URI without its scheme.
+            Handle::Generic(s) | Handle::EmailAddress(s) if s.contains('@') => format!("sip:{s}"),
             Handle::Generic(s) | Handle::EmailAddress(s) => {
                 format!("sip:{s}@{}", self.config.domain)
             }

@@ -367,7 +367,7 @@ fn pushed_call_whose_invite_never_comes_ends_unanswered_and_a_late_invite_is_ref
 #[test]
 fn declining_sends_603_and_busy_callees_and_unreachable_targets_end_the_caller_s_call() {
     let mut sim = alice_and_bob(ScriptedCallUi::new().on_ring(SEC, RingChoice::Decline));
-    sim.with("alice", |p, now| p.start_call(now, "sip:bob@bob.test"))
+    sim.with("alice", |p, now| p.start_call(now, "bob@bob.test"))
         .unwrap();
     sim.run(3 * SEC);
     assert!(sim.ladder.join("\n").contains("bob→alice 603"));

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, Criterion, Throughput};
 use push::client::{ApnsClient, ClientConfig};
+use push::device::{ConnectionEvent, DeviceConfig, DeviceConnection, DeviceIdentity};
 use push::service::{DeviceHandle, PushService, ServiceConfig};
 use push::{ApnsOutcome, ApnsRequest, ProviderKey, ProviderTokenCache, VoipPayload};
 use tokio::runtime::Runtime;
@@ -25,7 +26,8 @@ const BUNDLE: &str = "com.example.phone";
 struct Bench {
     _service: PushService,
     client: ApnsClient,
-    phone: DeviceHandle,
+    /// `None` while a run's receiving task has it.
+    phone: Option<DeviceHandle>,
 }
 
 fn runtime() -> Runtime {
@@ -85,7 +87,7 @@ async fn setup() -> Bench {
     Bench {
         _service: service,
         client,
-        phone,
+        phone: Some(phone),
     }
 }
 
@@ -136,14 +138,22 @@ async fn run(
             }
         });
     }
-    let mut received = Vec::with_capacity(n);
-    for _ in 0..n {
-        let push = tokio::time::timeout(Duration::from_secs(30), b.phone.next_push())
-            .await
-            .expect("delivery within 30 s")
-            .expect("the service is up");
-        received.push((push.apns_id, Instant::now()));
-    }
+    // The device is a task on the runtime, as a phone's would be (not the
+    // thread blocked in `block_on`, which every push would have to wake).
+    let mut phone = b.phone.take().expect("the phone is home");
+    let receiving = tokio::spawn(async move {
+        let mut received = Vec::with_capacity(n);
+        for _ in 0..n {
+            let push = tokio::time::timeout(Duration::from_secs(30), phone.next_push())
+                .await
+                .expect("delivery within 30 s")
+                .expect("the service is up");
+            received.push((push.apns_id, Instant::now()));
+        }
+        (phone, received)
+    });
+    let (phone, received) = receiving.await.expect("the receiving task");
+    b.phone = Some(phone);
     while let Some(r) = senders.join_next().await {
         r.expect("a sender task");
     }
@@ -184,9 +194,9 @@ fn print_numbers(quick: bool) {
             let mut b = setup_on(service_rt.as_ref().map(|r| r.handle())).await;
             let n = if quick { 2_000 } else { 50_000 };
             // Warm up: connect, sign, fill caches.
-            let warm = requests(&b.phone, 500);
+            let warm = requests(b.phone.as_ref().expect("the phone"), 500);
             run(&mut b, warm, 64).await;
-            let reqs = requests(&b.phone, n);
+            let reqs = requests(b.phone.as_ref().expect("the phone"), n);
             let cpu = cpu_time();
             let (elapsed, lat) = run(&mut b, reqs, 256).await;
             let cpu = cpu_time() - cpu;
@@ -198,7 +208,7 @@ fn print_numbers(quick: bool) {
                 lat,
             );
             let m = if quick { 200 } else { 5_000 };
-            let reqs = requests(&b.phone, m);
+            let reqs = requests(b.phone.as_ref().expect("the phone"), m);
             let cpu = cpu_time();
             let (elapsed, lat) = run(&mut b, reqs, 1).await;
             let cpu = cpu_time() - cpu;
@@ -213,6 +223,67 @@ fn print_numbers(quick: bool) {
         drop(rt);
         drop(service_rt);
     }
+    linked_device(quick);
+}
+
+/// Send → delivery to a device linked over the network
+/// (`DeviceConnection`, its own HTTP/2 stream on loopback), one at a time.
+fn linked_device(quick: bool) {
+    let rt = runtime();
+    rt.block_on(async {
+        let b = setup().await;
+        let config = DeviceConfig::new(b._service.base_url(), None, DeviceIdentity::generate());
+        let mut link = DeviceConnection::connect(config).expect("a device link");
+        link.register(BUNDLE, None);
+        let token = loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), link.next_event())
+                .await
+                .expect("a token within 30 s")
+                .expect("the link runs");
+            if let ConnectionEvent::Token { token, .. } = event {
+                break token;
+            }
+        };
+        let m = if quick { 200 } else { 5_000 };
+        let mut latencies = Vec::with_capacity(m);
+        let cpu = cpu_time();
+        let start = Instant::now();
+        for i in 0..m {
+            let payload = VoipPayload {
+                call_id: format!("linked-{i}@pc33.atlanta.example.com"),
+                caller: "sip:alice@atlanta.example.com".into(),
+                display_name: Some("Alice".into()),
+                has_video: false,
+                send_time: 1_700_000_000_000,
+            };
+            let request =
+                ApnsRequest::voip(token.as_str(), BUNDLE, &payload).expect("a valid push");
+            let sent = Instant::now();
+            let delivered = async {
+                loop {
+                    let event = tokio::time::timeout(Duration::from_secs(30), link.next_event())
+                        .await
+                        .expect("delivery within 30 s")
+                        .expect("the link runs");
+                    if let ConnectionEvent::Push(push) = event {
+                        assert_eq!(push.apns_id, request.apns_id());
+                        return Instant::now();
+                    }
+                }
+            };
+            let (outcome, at) = tokio::join!(b.client.send(&request), delivered);
+            assert!(matches!(outcome, Ok(ApnsOutcome::Delivered { .. })));
+            latencies.push(at - sent);
+        }
+        let elapsed = start.elapsed();
+        report(
+            "linked device (HTTP/2 stream),   1 in flight",
+            m,
+            elapsed,
+            cpu_time() - cpu,
+            latencies,
+        );
+    });
 }
 
 fn throughput(c: &mut Criterion) {
@@ -226,7 +297,7 @@ fn throughput(c: &mut Criterion) {
         bencher.iter_custom(|iters| {
             let mut total = Duration::ZERO;
             for _ in 0..iters {
-                let reqs = requests(&b.phone, BATCH);
+                let reqs = requests(b.phone.as_ref().expect("the phone"), BATCH);
                 total += rt.block_on(run(&mut b, reqs, 256)).0;
             }
             total

@@ -404,3 +404,96 @@ async fn tokens_survive_a_restart_and_the_store_holds_no_pushed_plaintext() {
     }
     assert_eq!(service.devices().store_error(), None);
 }
+
+#[tokio::test]
+async fn a_damaged_store_stops_the_service_from_starting_and_is_left_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("devices.json");
+    std::fs::write(&store, b"{\"version\":1,\"tokens\":[").unwrap();
+    let signing = signing_key();
+    let config = ServiceConfig::new(TEAM)
+        .with_key(KID, signing.public_key())
+        .with_store(&store);
+    let err = PushService::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
+    assert!(err.to_string().contains("devices.json"), "{err}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        b"{\"version\":1,\"tokens\":[",
+        "the tokens it held are not overwritten"
+    );
+}
+
+#[tokio::test]
+async fn a_device_links_over_tls_trusting_the_service_ca() {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &issuer)
+        .unwrap();
+    let tls = push::tls::server_config_from_pem(
+        leaf.pem().as_bytes(),
+        leaf_key.serialize_pem().as_bytes(),
+    )
+    .unwrap();
+    let trust = push::tls::client_config_trusting_pem(ca_cert.pem().as_bytes()).unwrap();
+
+    let signing = signing_key();
+    let config = ServiceConfig::new(TEAM)
+        .with_key(KID, signing.public_key())
+        .with_tls(tls);
+    let service = PushService::bind("127.0.0.1:0".parse().unwrap(), config)
+        .await
+        .unwrap();
+    assert!(service.base_url().starts_with("https://"));
+    let mut device_config = DeviceConfig::new(
+        service.base_url(),
+        Some(trust.clone()),
+        DeviceIdentity::generate(),
+    );
+    device_config.connect_timeout = WAIT;
+    let mut phone = DeviceConnection::connect(device_config).unwrap();
+    phone.register(BUNDLE, None);
+    let token = token_of(&mut phone).await;
+
+    let mut client_config = ClientConfig::new(service.base_url(), Some(trust));
+    client_config.request_timeout = WAIT;
+    client_config.connect_timeout = WAIT;
+    let client = ApnsClient::new(client_config, ProviderTokenCache::new(signing)).unwrap();
+    let request = ApnsRequest::voip(token.as_str(), BUNDLE, &payload(1)).unwrap();
+    assert!(matches!(
+        send(&client, &request).await,
+        ApnsOutcome::Delivered { .. }
+    ));
+    assert_eq!(push_of(&mut phone).await.apns_id, request.apns_id());
+
+    // Without the CA, a device never gets a token: the link says why.
+    let stranger = push::tls::client_config_trusting_pem(
+        CertificateParams::new(Vec::<String>::new())
+            .unwrap()
+            .self_signed(&KeyPair::generate().unwrap())
+            .unwrap()
+            .pem()
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut untrusting = DeviceConnection::connect(DeviceConfig::new(
+        service.base_url(),
+        Some(stranger),
+        DeviceIdentity::generate(),
+    ))
+    .unwrap();
+    match next(&mut untrusting).await {
+        ConnectionEvent::Disconnected { reason } => assert!(reason.contains("TLS"), "{reason}"),
+        other => panic!("expected a TLS failure, got {other:?}"),
+    }
+}

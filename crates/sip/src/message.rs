@@ -697,8 +697,24 @@ impl LineEnds {
 /// CRLFCRLF) and whether a line before it is folded, in one pass over the
 /// line ends, recording them in `ends`.
 fn find_header_end(raw: &[u8], ends: &mut LineEnds) -> (Option<usize>, bool) {
+    // Lines are short: searching with the AVX2 searcher itself saves the
+    // generic entry's dispatch on every line.
+    #[cfg(target_arch = "x86_64")]
+    if let Some(lf) = memchr::arch::x86_64::avx2::memchr::One::new(b'\n') {
+        return header_end_at(raw, ends, lf.iter(raw));
+    }
+    header_end_at(raw, ends, memchr::memchr_iter(b'\n', raw))
+}
+
+/// [`find_header_end`] over the offsets of the LFs in `raw`.
+#[inline(always)]
+fn header_end_at(
+    raw: &[u8],
+    ends: &mut LineEnds,
+    line_feeds: impl Iterator<Item = usize>,
+) -> (Option<usize>, bool) {
     let mut folded = false;
-    for i in memchr::memchr_iter(b'\n', raw) {
+    for i in line_feeds {
         if i == 0 || raw[i - 1] != b'\r' {
             ends.complete = false;
             continue;
@@ -863,6 +879,24 @@ pub fn split_commas(v: &str) -> impl Iterator<Item = &str> {
 }
 
 fn parse_start_line(base: &str, line: &str) -> Result<StartLine, ParseError> {
+    // The usual status line: SIP/2.0, a code of 100-699 and a reason phrase
+    // of printable ASCII (anything else is read below, with its errors).
+    if let Some(&[d1 @ b'1'..=b'6', d2 @ b'0'..=b'9', d3 @ b'0'..=b'9', b' ', ref reason @ ..]) =
+        line.as_bytes().strip_prefix(b"SIP/2.0 ")
+    {
+        if reason
+            .iter()
+            .all(|&c| (b' '..=b'~').contains(&c) || c == b'\t')
+        {
+            let code = [d1, d2, d3]
+                .iter()
+                .fold(0u16, |n, &d| n * 10 + u16::from(d - b'0'));
+            return Ok(StartLine::Response {
+                code,
+                reason: span(base, &line[line.len() - reason.len()..]),
+            });
+        }
+    }
     if line.len() > 4 && line.as_bytes()[..4].eq_ignore_ascii_case(b"SIP/") {
         // Status-Line = SIP-Version SP Status-Code SP Reason-Phrase
         let mut parts = line.splitn(3, ' ');

@@ -387,8 +387,9 @@ impl RtpSession {
                 let rtt = now_middle
                     .wrapping_sub(lsr)
                     .wrapping_sub(block.delay_since_last_sender_report_timestamp());
-                // A negative result (clock trouble) shows as a huge value: cap it.
-                duration_from_ntp_middle(rtt.min(u32::MAX / 2))
+                // DLSR is rounded to 1/65536 s: on a fast path the result can
+                // come out a few units below zero. That is no time at all.
+                duration_from_ntp_middle(u32::try_from(rtt as i32).unwrap_or(0))
             });
             // 24-bit two's complement.
             let lost = block.cumulative_lost();

@@ -97,7 +97,7 @@ pub(crate) fn check_param(p: Param<'_>) -> Result<(), &'static str> {
             Err("ttl must be 0-255")
         }
         (6, Some(b'b')) | (8, Some(b'r')) | (5, Some(b'm'))
-            if (is("branch") || is("received") || is("maddr")) && p.value.is_none() =>
+            if p.value.is_none() && (is("branch") || is("received") || is("maddr")) =>
         {
             Err("branch, received and maddr need a value")
         }
