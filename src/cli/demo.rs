@@ -207,8 +207,12 @@ async fn demo(limit: Duration) -> Result<String, String> {
     ));
     let device = push.devices().register(BUNDLE);
 
-    let alice = phone("alice", addr, None).await?;
-    let mut bob = phone("bob", addr, Some(PushConfig::new("TEAM123456", BUNDLE))).await?;
+    // Each phone's SDP offers its own RTP port pair.
+    let alice_media = free_media_port(&[]).await?;
+    let bob_media = free_media_port(&[alice_media]).await?;
+    let alice = phone("alice", addr, None, alice_media).await?;
+    let bob_push = Some(PushConfig::new("TEAM123456", BUNDLE));
+    let mut bob = phone("bob", addr, bob_push, bob_media).await?;
     bob.attach_push_device(device);
     bob.phone().set_call_ui(Box::new(
         ScriptedCallUi::new().on_ring(RING_FOR, RingChoice::Answer),
@@ -261,6 +265,7 @@ async fn phone(
     user: &'static str,
     server: SocketAddr,
     push: Option<PushConfig>,
+    media_port: u16,
 ) -> Result<PhoneEndpoint, String> {
     let mut config = PhoneConfig::new(format!("sip:{user}@{server}"));
     config.registrar = Some(format!("sip:{server}"));
@@ -272,7 +277,6 @@ async fn phone(
     } else {
         "builder"
     };
-    let media_port = free_media_port().await?;
     PhoneEndpoint::bind(
         "127.0.0.1:0".parse().expect("an address"),
         config,
@@ -285,14 +289,17 @@ async fn phone(
     .map_err(|e| format!("setup: {user}'s phone: {e}"))
 }
 
-/// An even port whose pair (RTP, RTCP) is free now, for a phone's SDP.
-async fn free_media_port() -> Result<u16, String> {
+/// An even port whose pair (RTP, RTCP) is free now and not in `taken`, for a phone's SDP.
+async fn free_media_port(taken: &[u16]) -> Result<u16, String> {
     for _ in 0..50 {
         let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
             .await
             .map_err(|e| format!("setup: UDP: {e}"))?;
         let port = probe.local_addr().map_err(|e| e.to_string())?.port() & !1;
         drop(probe);
+        if taken.contains(&port) {
+            continue;
+        }
         let pair = (
             tokio::net::UdpSocket::bind(("127.0.0.1", port)).await,
             tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await,
