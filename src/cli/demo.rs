@@ -211,7 +211,8 @@ async fn demo(limit: Duration) -> Result<String, String> {
     let alice_media = free_media_port(&[]).await?;
     let bob_media = free_media_port(&[alice_media]).await?;
     let alice = phone("alice", addr, None, alice_media).await?;
-    let bob_push = Some(PushConfig::new("TEAM123456", BUNDLE));
+    let team = server::config::PushConfig::default().team_id;
+    let bob_push = Some(PushConfig::new(team, BUNDLE));
     let mut bob = phone("bob", addr, bob_push, bob_media).await?;
     bob.attach_push_device(device);
     bob.phone().set_call_ui(Box::new(
