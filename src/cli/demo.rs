@@ -599,9 +599,9 @@ async fn script(t: &mut Timeline, p: &Phones, server: &RunningServer) -> Result<
     let mut v = String::new();
     let _ = write!(
         v,
-        "push-to-ring {} ms, answer-to-audio {} ms, tones {ALICE_TONE}/{BOB_TONE} Hz heard, DTMF {DIGIT} received, hold/resume ok",
-        push_to_ring.as_millis(),
-        answer_to_audio.as_millis()
+        "push-to-ring {:.1} ms, answer-to-audio {:.0} ms, tones {ALICE_TONE}/{BOB_TONE} Hz heard, DTMF {DIGIT} received, hold/resume ok",
+        push_to_ring.as_secs_f64() * 1000.0,
+        answer_to_audio.as_secs_f64() * 1000.0
     );
     t.say(&format!(
         "push-to-ring: alice's INVITE out → her 180 Ringing in (the push at bob +{} ms); answer-to-audio: bob's answer → both sides playing the other's tone",
