@@ -26,7 +26,7 @@ use crate::resample::{ResampleError, ResampledSink, ResampledSource};
 use crate::rtp::{
     Event, OutgoingRtp, ReceptionStats, RemoteReport, RtpSession, SessionConfig, UdpSession,
 };
-use crate::sdp::{AudioCodec, NegotiatedAudio};
+use crate::sdp::{AudioCodec, Direction, NegotiatedAudio};
 
 /// Why a call's media could not start.
 #[derive(Debug, thiserror::Error)]
@@ -69,6 +69,7 @@ pub struct CallQuality {
 enum Command {
     Dtmf(DtmfDigit, Duration),
     Mute(bool),
+    Direction(Direction),
     Stop,
 }
 
@@ -207,6 +208,13 @@ impl RunningCall {
         let _ = self.commands.send(Command::Mute(muted));
     }
 
+    /// Follows a new offer/answer's direction (hold is `sendonly`/`recvonly`/
+    /// `inactive`; resume is `sendrecv`) without restarting the call's media:
+    /// a side that may not send stops sending at once.
+    pub fn set_direction(&self, direction: Direction) {
+        let _ = self.commands.send(Command::Direction(direction));
+    }
+
     /// The next DTMF digit the far side sent; `None` once media has stopped.
     pub async fn next_digit(&mut self) -> Option<ReceivedDigit> {
         self.digits.recv().await
@@ -257,6 +265,7 @@ async fn run(mut call: Running) -> CallQuality {
             command = call.commands.recv() => match command {
                 Some(Command::Dtmf(digit, duration)) => { call.dtmf_out.press(digit, duration); continue; }
                 Some(Command::Mute(muted)) => { call.sender.set_muted(muted); continue; }
+                Some(Command::Direction(direction)) => { call.negotiated.direction = direction; continue; }
                 Some(Command::Stop) | None => break,
             },
         }

@@ -13,7 +13,7 @@ use media::audio::{Recording, Tone};
 use media::dtmf::DtmfDigit;
 use media::engine::{CallMedia, MediaEngine};
 use media::goertzel::goertzel_power;
-use media::sdp::{LocalAudio, OfferAnswer, Sdp};
+use media::sdp::{Direction, LocalAudio, OfferAnswer, Sdp};
 use tokio::net::UdpSocket;
 use uuid::Uuid;
 
@@ -198,4 +198,57 @@ async fn media_stops_when_the_system_deactivates_audio() {
     }
     let quality = call.stop().await.unwrap();
     assert!(quality.deactivated, "{quality:?}");
+}
+
+/// RTP (not RTCP: payload types 200–204 with the marker bit are RTCP) that
+/// reaches `peer` within `window`.
+async fn rtp_within(peer: &UdpSocket, window: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    let mut count = 0;
+    let until = tokio::time::Instant::now() + window;
+    // Bounded: at most one datagram per iteration until the window closes.
+    for _ in 0..10_000 {
+        match tokio::time::timeout_at(until, peer.recv_from(&mut buf)).await {
+            Ok(Ok((len, _))) if len >= 12 && !(200..=204).contains(&buf[1]) => count += 1,
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_direction_stops_sending_and_resuming_sends_again() {
+    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let socket = UdpSocket::bind((loopback, 0)).await.unwrap();
+    let peer = UdpSocket::bind((loopback, 0)).await.unwrap();
+    let mut ours = OfferAnswer::new(LocalAudio::new(
+        loopback,
+        socket.local_addr().unwrap().port(),
+    ));
+    let mut theirs = OfferAnswer::new(LocalAudio::new(loopback, peer.local_addr().unwrap().port()));
+    let (answer, _) = theirs.answer(&ours.create_offer()).unwrap();
+    let negotiated = ours.accept_answer(&answer).unwrap();
+    let (_system, _, audio) = activated_call();
+    let call = MediaEngine::start(
+        audio,
+        socket,
+        CallMedia {
+            negotiated,
+            source: Box::new(Tone::new(1000.0, 12_000, 8000)),
+            sink: Box::new(Recording::new(8000)),
+            cname: "bob".into(),
+        },
+    )
+    .unwrap();
+    assert!(rtp_within(&peer, Duration::from_millis(300)).await > 5);
+
+    // The far side put us on hold: we answered recvonly.
+    call.set_direction(Direction::RecvOnly);
+    let _ = rtp_within(&peer, Duration::from_millis(60)).await; // in flight
+    assert_eq!(rtp_within(&peer, Duration::from_millis(300)).await, 0);
+
+    call.set_direction(Direction::SendRecv);
+    assert!(rtp_within(&peer, Duration::from_millis(300)).await > 5);
+    call.stop().await.unwrap();
 }

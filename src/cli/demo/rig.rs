@@ -151,6 +151,16 @@ impl AudioSink for Speaker {
     }
 }
 
+/// The phone's SDP direction as the media engine names it.
+fn media_direction(direction: Direction) -> media::sdp::Direction {
+    match direction {
+        Direction::SendRecv => media::sdp::Direction::SendRecv,
+        Direction::SendOnly => media::sdp::Direction::SendOnly,
+        Direction::RecvOnly => media::sdp::Direction::RecvOnly,
+        Direction::Inactive => media::sdp::Direction::Inactive,
+    }
+}
+
 /// The phone crate's negotiated stream as the media engine takes it.
 fn negotiated(stream: &MediaSession) -> Result<NegotiatedAudio, String> {
     let codec = match stream.codec {
@@ -164,12 +174,7 @@ fn negotiated(stream: &MediaSession) -> Result<NegotiatedAudio, String> {
         payload_type: stream.payload_type,
         telephone_event: stream.telephone_event,
         ptime: Duration::from_millis(20),
-        direction: match stream.direction {
-            Direction::SendRecv => media::sdp::Direction::SendRecv,
-            Direction::SendOnly => media::sdp::Direction::SendOnly,
-            Direction::RecvOnly => media::sdp::Direction::RecvOnly,
-            Direction::Inactive => media::sdp::Direction::Inactive,
-        },
+        direction: media_direction(stream.direction),
         rtcp_mux: false,
         remote_rtcp: None,
     })
@@ -325,6 +330,11 @@ impl Rig {
             }
             PhoneEvent::Media { session, .. } => {
                 self.note("media", text, Kind::Media(session.direction));
+                // A running engine follows hold and resume (bob answers
+                // alice's hold recvonly and stops sending).
+                if let Some(running) = &audio.running {
+                    running.set_direction(media_direction(session.direction));
+                }
                 audio.stream = Some(session);
                 audio.updated_since_activation = true;
                 self.maybe_start_engine(audio).await;
