@@ -5,78 +5,21 @@
 //! hangs up. Each side's view is checked: our CallKit reports and
 //! negotiated media, baresip's own log lines.
 
-use std::net::UdpSocket;
+mod support;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{free_port, serial, write_tone_wav, Proc};
 
 use callkit::{CallAction, Transaction};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
 use phone::{Direction, PhoneConfig, PhoneEvent};
 
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process killed if the test ends first.
-struct Proc(Option<Child>);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Proc {
-    fn finish(mut self) -> String {
-        let out = self.0.take().unwrap().wait_with_output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
-}
-
-/// An 8 kHz mono 16-bit WAV of a 440 Hz tone: baresip's microphone.
-fn write_tone(path: &Path) {
-    let samples: Vec<u8> = (0..8000 * 3)
-        .flat_map(|i| {
-            let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin())
-                as i16;
-            v.to_le_bytes()
-        })
-        .collect();
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&1u16.to_le_bytes());
-    wav.extend_from_slice(&8000u32.to_le_bytes());
-    wav.extend_from_slice(&16000u32.to_le_bytes());
-    wav.extend_from_slice(&2u16.to_le_bytes());
-    wav.extend_from_slice(&16u16.to_le_bytes());
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&samples);
-    std::fs::write(path, wav).unwrap();
-}
-
 /// A baresip folder (config from /work/shared/peers/baresip, adapted):
 /// SIP on `port`, auto-answer, PCMU, audio from a tone, recordings here.
 fn baresip_dir(dir: &Path, port: u16) {
-    write_tone(&dir.join("tone.wav"));
+    write_tone_wav(&dir.join("tone.wav"), 3);
     let config = format!(
         "poll_method epoll\nsip_listen 127.0.0.1:{port}\naudio_source aufile,{tone}\n\
          audio_player aubridge,nil\naudio_alert aufile,/dev/null\nmodule_path /usr/lib/baresip/modules\n\
@@ -99,7 +42,7 @@ fn baresip(dir: &Path, seconds: u32, extra: &[&str]) -> Proc {
         Command::new("baresip").arg("-h").output().is_ok(),
         "baresip is not installed: run scripts/install-peers.sh (apt-get install baresip-core)"
     );
-    Proc(Some(
+    Proc::new(
         Command::new("timeout")
             .args([(seconds + 10).to_string().as_str(), "baresip", "-f"])
             .arg(dir)
@@ -110,7 +53,7 @@ fn baresip(dir: &Path, seconds: u32, extra: &[&str]) -> Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    ))
+    )
 }
 
 async fn until(
@@ -247,7 +190,7 @@ async fn call_hold_resume_hang_up() {
     until(&mut ep, "hang-up", |e| matches!(e, PhoneEvent::StopAudio)).await;
     ep.run_for(Duration::from_millis(300)).await;
     drop(ep);
-    let log = peer.finish();
+    let log = peer.finish_text();
     assert!(
         log.contains("Call established: sip:alice@127.0.0.1"),
         "{log}"
@@ -266,7 +209,7 @@ fn baresip_calls_our_auto_answering_phone() {
     baresip_dir(dir.path(), port);
     let ours = free_port();
     let listen = format!("127.0.0.1:{ours}");
-    let phone = Proc(Some(
+    let phone = Proc::new(
         Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
             .args([
                 "phone",
@@ -285,15 +228,15 @@ fn baresip_calls_our_auto_answering_phone() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    ));
+    );
     std::thread::sleep(Duration::from_millis(400));
     let dial = format!("/dial sip:bob@{listen}");
-    let log = baresip(dir.path(), 3, &["-e", &dial]).finish();
+    let log = baresip(dir.path(), 3, &["-e", &dial]).finish_text();
     assert!(
         log.contains(&format!("Call established: sip:bob@{listen}")),
         "{log}"
     );
-    let out = phone.finish();
+    let out = phone.finish_text();
     for step in [
         "→ 180 Ringing",
         "→ 200 OK",

@@ -4,52 +4,21 @@
 //! checks SIPp's verdict or the registrar's answer and the phone's ladder
 //! (CallKit reports, audio activation). Bounded by timeouts throughout.
 
-use std::net::UdpSocket;
-use std::process::{Child, Command, Output, Stdio};
+mod support;
+
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
-
-/// One SIPp run at a time (as in tests/sipp_interop.rs: two cores, SIPp's timers).
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A process killed if the test ends first.
-struct Proc(Option<Child>);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-impl Proc {
-    fn finish(mut self) -> Output {
-        self.0.take().unwrap().wait_with_output().unwrap()
-    }
-}
+use support::{free_port, serial, Proc};
 
 fn ours(args: &[&str]) -> Proc {
-    Proc(Some(
+    Proc::new(
         Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    ))
+    )
 }
 
 fn sipp(dir: &std::path::Path, args: &[&str]) -> Proc {
@@ -57,7 +26,7 @@ fn sipp(dir: &std::path::Path, args: &[&str]) -> Proc {
         Command::new("sipp").arg("-v").output().is_ok(),
         "sipp is not installed: run scripts/install-peers.sh (apt-get install sip-tester)"
     );
-    Proc(Some(
+    Proc::new(
         Command::new("timeout")
             .args(["40", "sipp"])
             .args(args)
@@ -67,7 +36,7 @@ fn sipp(dir: &std::path::Path, args: &[&str]) -> Proc {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap(),
-    ))
+    )
 }
 
 fn text(out: &Output) -> String {

@@ -3,39 +3,19 @@
 //! ACK and BYE routed back through it), baresip registers and is called, and
 //! bindings survive `kill -9`. Each test checks the peers' own verdicts.
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{TcpStream, UdpSocket};
+use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use support::{free_port, serial, write_tone_wav, Proc};
 
 use server::store::{SqliteStore, Store};
 
 /// One peer exchange at a time: two cores, timers that must not starve.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const SIPP: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sipp");
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A child process, killed when the test ends.
-struct Proc(Child);
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn ours(args: &[&str]) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_callkit-voip"));
@@ -75,10 +55,10 @@ fn server(port: u16, db: &Path, metrics: &str) -> Proc {
     .stderr(Stdio::null())
     .spawn()
     .unwrap();
-    let mut p = Proc(child);
+    let mut p = Proc::new(child);
     // It prints one line once listening.
     let mut first = [0u8; 1];
-    let _ = p.0.stdout.as_mut().unwrap().read(&mut first);
+    let _ = p.child().stdout.as_mut().unwrap().read(&mut first);
     p
 }
 
@@ -177,7 +157,7 @@ fn sipp_registers_with_digest_and_calls_through_the_proxy() {
     let _server = server(port, &db, "off");
     let callee_port = free_port();
     register(dir.path(), port, callee_port, "bob", "builder");
-    let callee = Proc(
+    let callee = Proc::new(
         sipp(
             dir.path(),
             &[
@@ -198,9 +178,7 @@ fn sipp_registers_with_digest_and_calls_through_the_proxy() {
         &caller,
         dir.path(),
     );
-    let mut callee = callee;
-    let child = std::mem::replace(&mut callee.0, Command::new("true").spawn().unwrap());
-    let out = child.wait_with_output().unwrap();
+    let out = callee.finish();
     assert_ok(
         "the callee (INVITE, ACK and BYE through the proxy)",
         &out,
@@ -261,7 +239,7 @@ fn baresip_bob(dir: &Path, port: u16) -> Proc {
     let conf = dir.join("baresip");
     std::fs::create_dir_all(&conf).unwrap();
     let tone = conf.join("tone.wav");
-    write_tone(&tone);
+    write_tone_wav(&tone, 10);
     let sip_port = free_port();
     let rtp = 30000 + (sip_port % 1000) * 20;
     std::fs::write(
@@ -282,7 +260,7 @@ fn baresip_bob(dir: &Path, port: u16) -> Proc {
     )
     .unwrap();
     std::fs::write(conf.join("contacts"), "").unwrap();
-    Proc(
+    Proc::new(
         // baresip quits by itself after -t seconds; killed earlier on drop.
         Command::new("baresip")
             .arg("-f")
@@ -314,9 +292,8 @@ fn wait_for_binding(db: &Path, aor: &str) -> bool {
 
 /// Kills `p` and returns what it printed.
 fn stdout_of(mut p: Proc) -> String {
-    let _ = p.0.kill();
-    let child = std::mem::replace(&mut p.0, Command::new("true").spawn().unwrap());
-    let out = child.wait_with_output().unwrap();
+    let _ = p.child().kill();
+    let out = p.finish();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -343,7 +320,7 @@ fn linphonec_calls_baresip_through_the_server_with_digest_auth() {
          [video]\nautomatically_initiate=0\nautomatically_accept=0\ncapture=0\ndisplay=0\n",
     )
     .unwrap();
-    let mut linphone = Proc(
+    let mut linphone = Proc::new(
         Command::new("timeout")
             .arg("40")
             .arg("linphonec")
@@ -356,7 +333,7 @@ fn linphonec_calls_baresip_through_the_server_with_digest_auth() {
             .spawn()
             .unwrap(),
     );
-    let mut stdin = linphone.0.stdin.take().unwrap();
+    let mut stdin = linphone.child().stdin.take().unwrap();
     let tone = dir.path().join("baresip").join("tone.wav");
     let say = |stdin: &mut std::process::ChildStdin, line: &str| {
         let _ = writeln!(stdin, "{line}");
@@ -378,8 +355,7 @@ fn linphonec_calls_baresip_through_the_server_with_digest_auth() {
     std::thread::sleep(Duration::from_secs(1));
     say(&mut stdin, "quit");
     drop(stdin);
-    let child = std::mem::replace(&mut linphone.0, Command::new("true").spawn().unwrap());
-    let out = child.wait_with_output().unwrap();
+    let out = linphone.finish();
     let lin = String::from_utf8_lossy(&out.stdout);
     assert!(lin.contains("connected"), "linphonec's side: {lin}");
     let bs = stdout_of(baresip);
@@ -398,10 +374,10 @@ fn an_acknowledged_registration_survives_kill_9_and_restart() {
     let port = free_port();
     let metrics_port = free_port();
     let metrics = format!("127.0.0.1:{metrics_port}");
-    let server1 = server(port, &db, &metrics);
+    let mut server1 = server(port, &db, &metrics);
     register(dir.path(), port, free_port(), "bob", "builder");
     // kill -9: no chance to flush anything.
-    let pid = server1.0.id().to_string();
+    let pid = server1.child().id().to_string();
     let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
     assert!(killed.success());
     drop(server1);
@@ -422,33 +398,4 @@ fn get_metrics(addr: &str) -> String {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("no /metrics on {addr}");
-}
-
-/// Ten seconds of a 440 Hz tone, 8 kHz 16-bit mono PCM WAV.
-fn write_tone(path: &Path) {
-    let samples: Vec<u8> = (0..80_000)
-        .flat_map(|i| {
-            let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin())
-                as i16;
-            v.to_le_bytes()
-        })
-        .collect();
-    let mut wav = Vec::new();
-    wav.extend_from_slice(b"RIFF");
-    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(b"WAVEfmt ");
-    wav.extend_from_slice(&16u32.to_le_bytes());
-    for v in [1u16, 1] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [8000u32, 16000] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    for v in [2u16, 16] {
-        wav.extend_from_slice(&v.to_le_bytes());
-    }
-    wav.extend_from_slice(b"data");
-    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
-    wav.extend_from_slice(&samples);
-    std::fs::write(path, wav).unwrap();
 }

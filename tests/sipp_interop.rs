@@ -5,19 +5,15 @@
 //! successful-call count) and our side's output. Everything runs on
 //! 127.0.0.1 with bounded timeouts.
 
-use std::net::UdpSocket;
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
+use support::{free_port, serial};
 
 /// One SIPp exchange at a time: parallel runs on two cores make SIPp's own
 /// retransmission timers miss, which is noise, not a finding.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 fn sipp() -> Command {
     let found = Command::new("sipp").arg("-v").output().is_ok();
     assert!(
@@ -27,15 +23,6 @@ fn sipp() -> Command {
     let mut c = Command::new("timeout");
     c.args(["60", "sipp"]);
     c
-}
-
-/// A free UDP port on loopback (bound and released).
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Our binary, killed if the test ends first.

@@ -1,0 +1,85 @@
+//! What the binary-level tests share: one third-party peer run at a time,
+//! free loopback ports, child processes that never outlive their test, and
+//! the tone a peer plays as its microphone.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::process::{Child, Output};
+use std::sync::{Mutex, MutexGuard};
+
+/// One peer scenario at a time within a test binary: two cores, and SIPp's
+/// and baresip's timers suffer when several run at once.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A free UDP port on loopback (bound and released).
+pub fn free_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process, killed (and reaped) if the test ends first.
+pub struct Proc(Option<Child>);
+
+impl Proc {
+    pub fn new(child: Child) -> Self {
+        Proc(Some(child))
+    }
+
+    pub fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("not finished yet")
+    }
+
+    /// Waits for the process to exit and returns what it printed.
+    pub fn finish(mut self) -> Output {
+        self.0.take().unwrap().wait_with_output().unwrap()
+    }
+
+    /// [`finish`](Self::finish) as one text: stdout, then stderr.
+    pub fn finish_text(self) -> String {
+        let out = self.finish();
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// `seconds` of a 440 Hz tone as an 8 kHz mono 16-bit PCM WAV: a peer's
+/// microphone (baresip's `aufile` source).
+pub fn write_tone_wav(path: &Path, seconds: u32) {
+    let samples: Vec<u8> = (0..8000 * seconds)
+        .flat_map(|i| {
+            let v = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / 8000.0).sin())
+                as i16;
+            v.to_le_bytes()
+        })
+        .collect();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes()); // fmt chunk size
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&1u16.to_le_bytes()); // mono
+    wav.extend_from_slice(&8000u32.to_le_bytes()); // sample rate
+    wav.extend_from_slice(&16000u32.to_le_bytes()); // byte rate
+    wav.extend_from_slice(&2u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(samples.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&samples);
+    std::fs::write(path, wav).unwrap();
+}
