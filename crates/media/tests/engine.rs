@@ -11,7 +11,7 @@ use callkit::{
 };
 use media::audio::{Recording, Tone};
 use media::dtmf::DtmfDigit;
-use media::engine::{CallMedia, MediaEngine};
+use media::engine::{CallMedia, MediaEngine, RunningCall};
 use media::goertzel::goertzel_power;
 use media::sdp::{Direction, LocalAudio, OfferAnswer, Sdp};
 use tokio::net::UdpSocket;
@@ -156,8 +156,9 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn media_stops_when_the_system_deactivates_audio() {
+/// One engine playing a 1000 Hz tone to a plain UDP socket (the far side),
+/// with the call system that activated its audio.
+async fn one_engine_to_a_raw_peer() -> (RunningCall, UdpSocket, CallSystem, Uuid) {
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let socket = UdpSocket::bind((loopback, 0)).await.unwrap();
     let peer = UdpSocket::bind((loopback, 0)).await.unwrap();
@@ -168,8 +169,7 @@ async fn media_stops_when_the_system_deactivates_audio() {
     let mut theirs = OfferAnswer::new(LocalAudio::new(loopback, peer.local_addr().unwrap().port()));
     let (answer, _) = theirs.answer(&ours.create_offer()).unwrap();
     let negotiated = ours.accept_answer(&answer).unwrap();
-
-    let (mut system, uuid, audio) = activated_call();
+    let (system, uuid, audio) = activated_call();
     let call = MediaEngine::start(
         audio,
         socket,
@@ -181,6 +181,12 @@ async fn media_stops_when_the_system_deactivates_audio() {
         },
     )
     .unwrap();
+    (call, peer, system, uuid)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn media_stops_when_the_system_deactivates_audio() {
+    let (call, peer, mut system, uuid) = one_engine_to_a_raw_peer().await;
     // Media flows to the peer.
     let mut buf = [0u8; 2048];
     let (len, _) = tokio::time::timeout(Duration::from_secs(5), peer.recv_from(&mut buf))
@@ -219,28 +225,7 @@ async fn rtp_within(peer: &UdpSocket, window: Duration) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_held_direction_stops_sending_and_resuming_sends_again() {
-    let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
-    let socket = UdpSocket::bind((loopback, 0)).await.unwrap();
-    let peer = UdpSocket::bind((loopback, 0)).await.unwrap();
-    let mut ours = OfferAnswer::new(LocalAudio::new(
-        loopback,
-        socket.local_addr().unwrap().port(),
-    ));
-    let mut theirs = OfferAnswer::new(LocalAudio::new(loopback, peer.local_addr().unwrap().port()));
-    let (answer, _) = theirs.answer(&ours.create_offer()).unwrap();
-    let negotiated = ours.accept_answer(&answer).unwrap();
-    let (_system, _, audio) = activated_call();
-    let call = MediaEngine::start(
-        audio,
-        socket,
-        CallMedia {
-            negotiated,
-            source: Box::new(Tone::new(1000.0, 12_000, 8000)),
-            sink: Box::new(Recording::new(8000)),
-            cname: "bob".into(),
-        },
-    )
-    .unwrap();
+    let (call, peer, _system, _) = one_engine_to_a_raw_peer().await;
     assert!(rtp_within(&peer, Duration::from_millis(300)).await > 5);
 
     // The far side put us on hold: we answered recvonly.
