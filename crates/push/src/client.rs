@@ -20,12 +20,15 @@
 //! # Ok(()) }
 //! ```
 
+use crate::apns::headers::{
+    APNS_COLLAPSE_ID, APNS_EXPIRATION, APNS_ID, APNS_PRIORITY, APNS_PUSH_TYPE, APNS_TOPIC,
+};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use http::header::{HeaderValue, AUTHORIZATION};
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Body as _;
@@ -154,13 +157,6 @@ struct Connection {
     generation: u64,
     sender: SendRequest<Full<Bytes>>,
 }
-
-const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
-const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
-const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
-const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
-const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
-const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 
 /// The provider-token cache and the `authorization` value made from its
 /// current token (rebuilt only when the cache signs a new one).

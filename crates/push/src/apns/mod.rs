@@ -3,6 +3,8 @@
 //! and reason strings that the client and the local push service share.
 
 mod error;
+#[cfg(feature = "net")]
+pub(crate) mod headers;
 mod outcome;
 mod request;
 

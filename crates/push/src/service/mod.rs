@@ -40,6 +40,9 @@ mod link;
 mod store;
 pub(crate) mod wire;
 
+use crate::apns::headers::{
+    APNS_COLLAPSE_ID, APNS_EXPIRATION, APNS_ID, APNS_PRIORITY, APNS_PUSH_TYPE, APNS_TOPIC,
+};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -68,13 +71,6 @@ use crate::apns::{ApnsError, ApnsRequest, Priority, PushType};
 use crate::clock::UnixClock;
 use crate::jwt::{verify_with_key_id, PublicKey, MAX_TOKEN_AGE, MIN_REFRESH_INTERVAL};
 use link::ServiceBody;
-
-const APNS_ID: HeaderName = HeaderName::from_static("apns-id");
-const APNS_TOPIC: HeaderName = HeaderName::from_static("apns-topic");
-const APNS_PUSH_TYPE: HeaderName = HeaderName::from_static("apns-push-type");
-const APNS_PRIORITY: HeaderName = HeaderName::from_static("apns-priority");
-const APNS_EXPIRATION: HeaderName = HeaderName::from_static("apns-expiration");
-const APNS_COLLAPSE_ID: HeaderName = HeaderName::from_static("apns-collapse-id");
 
 /// Bodies past this many bytes are not read: `413 PayloadTooLarge`.
 const BODY_READ_LIMIT: usize = 64 * 1024;
