@@ -268,7 +268,8 @@ impl ApnsRequest {
     pub fn device_token(&self) -> &DeviceToken {
         &self.device_token
     }
-    /// The token and the topic, without copying them.
+    /// The token and the topic, without copying them (for the client).
+    #[cfg(feature = "net")]
     pub(crate) fn into_token_and_topic(self) -> (DeviceToken, String) {
         (self.device_token, self.topic)
     }
