@@ -1177,18 +1177,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                         _ => c.dialog = Dialog::from_uac_response(&c.invite, &response).ok(),
                     }
                     let seq = c.invite.cseq().map(|s| s.seq).unwrap_or(1);
-                    let branch = self.branch();
-                    let c = self.calls.get(&call).expect("checked");
-                    if let Some(d) = &c.dialog {
-                        let target = d.next_hop();
-                        if let (Ok(ack), Some((dest, _))) = (
-                            d.ack(seq, &self.config.via, &branch).build(),
-                            (self.resolve)(&target),
-                        ) {
-                            self.tl.send_ack(&ack, dest);
-                            self.pump(now);
-                        }
-                    }
+                    self.ack_2xx(now, &call, seq);
                     if first {
                         self.events.push_back(UaEvent::Answered { call, response });
                     }
@@ -1212,6 +1201,23 @@ impl<D: Clone + Debug> UserAgent<D> {
         }
     }
 
+    /// Sends the ACK for a 2xx to the INVITE (or re-INVITE) with CSeq `seq`
+    /// of `call`'s dialog, to the dialog's next hop (RFC 3261 §13.2.2.4).
+    fn ack_2xx(&mut self, now: Instant, call: &CallId, seq: u32) {
+        let branch = self.branch();
+        let Some(dialog) = self.calls.get(call).and_then(|c| c.dialog.as_ref()) else {
+            return;
+        };
+        let target = dialog.next_hop();
+        if let (Ok(ack), Some((dest, _))) = (
+            dialog.ack(seq, &self.config.via, &branch).build(),
+            (self.resolve)(&target),
+        ) {
+            self.tl.send_ack(&ack, dest);
+            self.pump(now);
+        }
+    }
+
     fn on_reinvite_response(&mut self, now: Instant, id: ClientTxId, response: Message) {
         let code = response.status().unwrap_or(0);
         if code < 200 {
@@ -1230,19 +1236,11 @@ impl<D: Clone + Debug> UserAgent<D> {
             return;
         }
         // Every 2xx (retransmissions too) gets its ACK; the event comes once.
-        let branch = self.branch();
         let Some(dialog) = self.calls.get_mut(&call).and_then(|c| c.dialog.as_mut()) else {
             return;
         };
         dialog.receive_target_refresh_response(&response);
-        let target = dialog.next_hop();
-        if let (Ok(ack), Some((dest, _))) = (
-            dialog.ack(seq, &self.config.via, &branch).build(),
-            (self.resolve)(&target),
-        ) {
-            self.tl.send_ack(&ack, dest);
-            self.pump(now);
-        }
+        self.ack_2xx(now, &call, seq);
         if first {
             self.events
                 .push_back(UaEvent::ReinviteAnswered { call, response });
