@@ -295,6 +295,29 @@ impl Proxy {
         }
     }
 
+    /// Whether `request` carries valid credentials of `user`; if not, the
+    /// challenge (401 or 407, per `status`) or the 403 has been answered.
+    fn authenticated(
+        &mut self,
+        now: Instant,
+        id: ServerTxId,
+        request: &Message,
+        status: ChallengeStatus,
+        user: &str,
+    ) -> Result<bool, StoreError> {
+        let unix = self.unix(now);
+        match self
+            .auth
+            .check(request, status, user, self.store.as_ref(), unix)?
+        {
+            AuthVerdict::User(_) => Ok(true),
+            AuthVerdict::Challenge(b) | AuthVerdict::Forbidden(b) => {
+                self.reply(now, id, b);
+                Ok(false)
+            }
+        }
+    }
+
     fn reply(&mut self, now: Instant, id: ServerTxId, b: MessageBuilder) {
         match b.build() {
             Ok(resp) => {
@@ -405,19 +428,14 @@ impl Proxy {
                 .from()
                 .and_then(|f| f.uri.as_sip().and_then(|u| u.user.map(str::to_owned)))
                 .unwrap_or_default();
-            let unix = self.unix(now);
-            match self.auth.check(
+            if !self.authenticated(
+                now,
+                id,
                 &request,
                 ChallengeStatus::ProxyAuthenticationRequired,
                 &user,
-                self.store.as_ref(),
-                unix,
             )? {
-                AuthVerdict::User(_) => {}
-                AuthVerdict::Challenge(b) | AuthVerdict::Forbidden(b) => {
-                    self.reply(now, id, b);
-                    return Ok(());
-                }
+                return Ok(());
             }
         }
         match to_local {
@@ -469,20 +487,10 @@ impl Proxy {
             self.reply_code(now, id, 403, Some("not a domain of this registrar"));
             return Ok(());
         }
-        let unix = self.unix(now);
-        match self.auth.check(
-            request,
-            ChallengeStatus::Unauthorized,
-            &user,
-            self.store.as_ref(),
-            unix,
-        )? {
-            AuthVerdict::User(_) => {}
-            AuthVerdict::Challenge(b) | AuthVerdict::Forbidden(b) => {
-                self.reply(now, id, b);
-                return Ok(());
-            }
+        if !self.authenticated(now, id, request, ChallengeStatus::Unauthorized, &user)? {
+            return Ok(());
         }
+        let unix = self.unix(now);
         let aor = format!("sip:{user}@{}", self.config.domains.primary());
         let current = self.store.bindings(&aor, unix)?;
         let flow = route::flow_of(source);
