@@ -90,7 +90,7 @@ fn two_phones_hear_each_others_tone() {
 }
 
 #[test]
-fn a_bad_audio_flag_is_refused_with_the_forms_it_takes() {
+fn a_bad_audio_flag_or_a_missing_wav_is_refused_with_what_to_use() {
     let out = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
         .args([
             "phone",
@@ -104,4 +104,16 @@ fn a_bad_audio_flag_is_refused_with_the_forms_it_takes() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("tone:HZ"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.wav");
+    let out = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
+        .args(["phone", "--aor", "sip:a@127.0.0.1", "--timeout", "5"])
+        .arg("--audio-in")
+        .arg(&missing)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("missing.wav"), "{err}");
 }

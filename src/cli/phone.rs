@@ -108,6 +108,9 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
+    audio_in
+        .check()
+        .map_err(|e| anyhow::anyhow!("--audio-in {e}"))?;
     let audio_out: AudioOut = audio(args.audio_out.as_deref())?;
     let audio = format!("audio from {audio_in} to {audio_out}");
     ep.set_audio(audio_in, audio_out);

@@ -161,6 +161,19 @@ impl fmt::Display for AudioIn {
     }
 }
 
+impl AudioIn {
+    /// Opens the source once, so a missing or unreadable WAV file is
+    /// reported when the phone starts rather than at the first call.
+    pub fn check(&self) -> Result<(), String> {
+        match self {
+            AudioIn::Wav(path) => WavSource::open(path)
+                .map(drop)
+                .map_err(|e| format!("{}: {e}", path.display())),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Debug for AudioIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "AudioIn({self})")
@@ -335,6 +348,26 @@ struct CallAudio {
     stream: Option<MediaSession>,
     running: Option<RunningCall>,
     muted: bool,
+    /// A re-negotiation changed what the running engine was started with
+    /// (codec, payload types, the far side's address): start it afresh.
+    restart: bool,
+}
+
+/// What a running engine cannot follow without a restart.
+fn needs_restart(old: &MediaSession, new: &MediaSession) -> bool {
+    (
+        old.codec,
+        old.payload_type,
+        old.telephone_event,
+        old.remote,
+        old.ptime,
+    ) != (
+        new.codec,
+        new.payload_type,
+        new.telephone_event,
+        new.remote,
+        new.ptime,
+    )
 }
 
 /// The endpoint's audio: one engine per call that may sound.
@@ -398,6 +431,11 @@ impl PhoneAudio {
                 if let Some(running) = &call.running {
                     running.set_direction(session.direction.into());
                 }
+                let changed = call
+                    .stream
+                    .as_ref()
+                    .is_some_and(|old| needs_restart(old, session));
+                call.restart |= call.running.is_some() && changed;
                 call.stream = Some(session.clone());
             }
             PhoneEvent::MediaEnded { uuid } => {
@@ -442,7 +480,8 @@ impl PhoneAudio {
             let negotiated = call.stream.as_ref().is_some_and(|s| s.negotiated);
             let wanted = active && negotiated && !held(uuid);
             let finished = call.running.as_ref().is_some_and(|r| r.is_finished());
-            if call.running.is_some() && (!wanted || finished) {
+            if call.running.is_some() && (!wanted || finished || call.restart) {
+                call.restart = false;
                 let running = call.running.take().expect("checked");
                 self.stop(uuid, running).await;
             }
