@@ -207,13 +207,10 @@ async fn demo(limit: Duration) -> Result<String, String> {
     ));
     let device = push.devices().register(BUNDLE);
 
-    // Each phone's SDP offers its own RTP port pair.
-    let alice_media = free_media_port(&[]).await?;
-    let bob_media = free_media_port(&[alice_media]).await?;
-    let alice = phone("alice", addr, None, alice_media).await?;
+    let alice = phone("alice", addr, None).await?;
     let team = server::config::PushConfig::default().team_id;
     let bob_push = Some(PushConfig::new(team, BUNDLE));
-    let mut bob = phone("bob", addr, bob_push, bob_media).await?;
+    let mut bob = phone("bob", addr, bob_push).await?;
     bob.attach_push_device(device);
     bob.phone().set_call_ui(Box::new(
         ScriptedCallUi::new().on_ring(RING_FOR, RingChoice::Answer),
@@ -266,7 +263,6 @@ async fn phone(
     user: &'static str,
     server: SocketAddr,
     push: Option<PushConfig>,
-    media_port: u16,
 ) -> Result<PhoneEndpoint, String> {
     let mut config = PhoneConfig::new(format!("sip:{user}@{server}"));
     config.registrar = Some(format!("sip:{server}"));
@@ -278,38 +274,17 @@ async fn phone(
     } else {
         "builder"
     };
+    // Media port 0: each call's RTP and RTCP sockets are ports the system picks.
     PhoneEndpoint::bind(
         "127.0.0.1:0".parse().expect("an address"),
         config,
-        media_port,
+        0,
         |ua| {
             ua.credentials = Some((user.to_owned(), password.to_owned()));
         },
     )
     .await
     .map_err(|e| format!("setup: {user}'s phone: {e}"))
-}
-
-/// An even port whose pair (RTP, RTCP) is free now and not in `taken`, for a phone's SDP.
-async fn free_media_port(taken: &[u16]) -> Result<u16, String> {
-    for _ in 0..50 {
-        let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("setup: UDP: {e}"))?;
-        let port = probe.local_addr().map_err(|e| e.to_string())?.port() & !1;
-        drop(probe);
-        if taken.contains(&port) {
-            continue;
-        }
-        let pair = (
-            tokio::net::UdpSocket::bind(("127.0.0.1", port)).await,
-            tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await,
-        );
-        if let (Ok(_), Ok(_)) = pair {
-            return Ok(port);
-        }
-    }
-    Err("setup: no free RTP port pair".into())
 }
 
 fn spawn_rig(
