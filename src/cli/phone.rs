@@ -15,10 +15,10 @@ use phone::{PhoneConfig, PhoneEvent};
     after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
 )]
 pub struct PhoneArgs {
-    /// Our address-of-record, e.g. sip:alice@127.0.0.1.
-    #[arg(long)]
-    aor: String,
-    /// Password for digest challenges (the user is the AOR's user part).
+    /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
+    #[arg(long, required_unless_present_all = ["user", "server"])]
+    aor: Option<String>,
+    /// Password for digest challenges (the user is --user, else the AOR's user part).
     #[arg(long, env = "CALLKIT_PHONE_PASSWORD")]
     password: Option<String>,
     /// Registrar/proxy HOST:PORT to register with (and to complete dialled names);
@@ -49,6 +49,8 @@ pub struct PhoneArgs {
     /// First RTP port offered in SDP.
     #[arg(long, default_value_t = 40000)]
     media_port: u16,
+    #[command(flatten)]
+    control: super::control::ControlArgs,
 }
 
 pub fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
@@ -63,23 +65,29 @@ fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
-    let mut config = PhoneConfig::new(args.aor.clone());
+    let aor = match (&args.aor, &args.control.user, &args.server) {
+        (Some(aor), ..) => aor.clone(),
+        (None, Some(user), Some(server)) => format!("sip:{user}@{server}"),
+        _ => anyhow::bail!("give --aor, or --user and --server"),
+    };
+    let mut config = PhoneConfig::new(aor.clone());
     config.expires = args.expires;
     if let Some(server) = &args.server {
         config.registrar = Some(format!("sip:{server}"));
         config.domain = server.clone();
     }
-    let user = args
-        .aor
-        .split_once(':')
-        .map_or(args.aor.as_str(), |(_, r)| r)
-        .split('@')
-        .next()
-        .unwrap_or_default()
-        .to_owned();
+    let user = args.control.user.clone().unwrap_or_else(|| {
+        aor.split_once(':')
+            .map_or(aor.as_str(), |(_, r)| r)
+            .split('@')
+            .next()
+            .unwrap_or_default()
+            .to_owned()
+    });
     let password = args.password.clone();
+    let auth_user = user.clone();
     let mut ep = PhoneEndpoint::bind(args.listen, config, args.media_port, |ua| {
-        ua.credentials = password.map(|p| (user, p));
+        ua.credentials = password.map(|p| (auth_user, p));
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -105,10 +113,13 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         println!("{t:9.3}  {line}");
     };
     print(&format!(
-        "phone {} listening on {} (UDP and TCP)",
-        args.aor,
+        "phone {aor} listening on {} (UDP and TCP)",
         ep.local_addr()
     ));
+    let mut control = super::control::Control::open(&args.control, &user, &aor, |w| print(w))?;
+    if let Some(path) = control.path() {
+        print(&format!("control socket {}", path.display()));
+    }
     ep.start();
     let mut ours = None;
     if let Some(target) = &args.call {
@@ -122,7 +133,16 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        let Some(event) = ep.next_event(wake).await else {
+        // Phone events first, so a command sees every event before it.
+        let next = tokio::select! {
+            biased;
+            next = ep.next_event(wake) => next,
+            request = control.request() => {
+                control.answer(request, &mut ep);
+                continue;
+            }
+        };
+        let Some(event) = next else {
             if hangup_at.is_some_and(|h| h <= ep.now()) {
                 hangup_at = None;
                 if let Some(uuid) = ours {
@@ -144,6 +164,7 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
             EndpointEvent::Sip { .. } => print(&describe(event)),
             EndpointEvent::Phone(e) => {
                 print(&format!("  {}", e.describe()));
+                control.observe(ep.now(), &e);
                 match e {
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);
