@@ -6,7 +6,8 @@
 
 mod support;
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -248,6 +249,26 @@ fn a_killed_phone_s_socket_is_replaced_and_a_stopped_phone_removes_its_own() {
 
     let mut second = start();
     assert_eq!(wait_for_status()["calls"], Value::Array(vec![]));
+    // Raw clients, one after another: a bad line gets a JSON error, not silence.
+    for (request, error) in [
+        (&b"\xff\xfe\n"[..], "bad_command"),
+        (&b"hold\n"[..], "no_active_call"),
+        (&b"call\n"[..], "bad_command"),
+    ] {
+        let mut client = UnixStream::connect(&socket).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        client.write_all(request).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        let reply: Value = serde_json::from_str(&reply).unwrap();
+        assert_eq!(
+            (&reply["ok"], &reply["error"]),
+            (&Value::Bool(false), &Value::from(error))
+        );
+        assert!(!reply["text"].as_str().unwrap().is_empty());
+    }
     let pid = second.child().id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])

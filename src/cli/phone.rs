@@ -133,7 +133,10 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        // Phone events first, so a command sees every event before it.
+        // Phone events first, so a command sees every event before it. A
+        // request cancels a next_event parked on its channels and timers,
+        // which is safe; only a TCP connect in its flush could be cut short,
+        // and this phone sends over UDP.
         let next = tokio::select! {
             biased;
             next = ep.next_event(wake) => next,
