@@ -25,15 +25,25 @@ struct World {
 
 impl World {
     fn new(names: &[Addr]) -> World {
+        World::with_push(names, &[])
+    }
+
+    /// Phones `names`; those in `push` register with push (and are given a token).
+    fn with_push(names: &[Addr], push: &[Addr]) -> World {
         let mut sim = Sim::new(names);
         let mut ctl = HashMap::new();
         for (seed, &name) in names.iter().enumerate() {
-            let config = Sim::config(name, name, false);
+            let config = Sim::config(name, name, push.contains(&name));
             ctl.insert(name, Controller::new(config.aor.clone()));
             sim.add(name, config, ScriptedCallUi::new(), seed as u64 + 1);
         }
         for &name in names {
             sim.with(name, |p, now| p.start(now));
+        }
+        for &name in push {
+            sim.with(name, |p, now| {
+                p.handle_push_credentials(now, vec![0xb0; 32])
+            });
         }
         let mut world = World {
             sim,
@@ -318,4 +328,33 @@ fn answer_during_a_call_holds_it_and_resume_swaps_back() {
         .calls
         .iter()
         .all(|c| c.state == CallState::Ended));
+}
+
+#[test]
+fn answering_a_push_woken_call_before_its_invite_connects_when_the_invite_comes() {
+    let mut w = World::with_push(&["alice", "bob"], &["bob"]);
+    assert_eq!(
+        w.status("bob").registration,
+        Registration::Registered {
+            expires: 600,
+            push: true
+        }
+    );
+    w.sim.asleep.push("bob");
+    action(w.ctl("alice", "call sip:bob@bob.test"));
+    // The push is in, bob's refresh REGISTER is out, the INVITE still waits in the bucket.
+    w.run(Duration::from_millis(7));
+    assert_eq!(w.sim.pushes.len(), 1);
+    let ringing = w.only_call("bob");
+    assert_eq!(ringing.state, CallState::Ringing);
+    assert_eq!(ringing.remote.as_deref(), Some("sip:alice@alice.test"));
+    let answer = action(w.ctl("bob", "answer"));
+    assert_eq!(answer.done, "answering when its INVITE arrives");
+    w.run(SEC);
+    let (a, b) = (w.only_call("alice"), w.only_call("bob"));
+    assert_eq!(
+        (a.state, b.state),
+        (CallState::Connected, CallState::Connected)
+    );
+    assert_eq!(b.uuid, ringing.uuid, "the INVITE matched the pushed call");
 }

@@ -18,6 +18,37 @@
 //!
 //! On the wire ([`Controller::handle_line`]) every reply is one JSON line:
 //! `{"ok":true,"text":"…","reply":{…}}` or `{"ok":false,"text":"…","error":"kind"}`.
+//!
+//! ```
+//! use std::time::Instant;
+//! use phone::control::{Command, ControlError, Controller, Reply};
+//! use phone::{Phone, PhoneConfig, SimpleSdp};
+//! use sip::ua::UaConfig;
+//!
+//! let now = Instant::now();
+//! let ua = UaConfig::new("sip:bob@example.com", "sip:bob@192.0.2.2:5060", "UDP 192.0.2.2:5060");
+//! let media = SimpleSdp::new([192, 0, 2, 2].into(), 40000, 1);
+//! let mut bob: Phone<&str> = Phone::new(
+//!     PhoneConfig::new("sip:bob@example.com"),
+//!     ua,
+//!     Box::new(|_uri| Some(("server", false))),
+//!     Box::new(media),
+//! );
+//! let mut control = Controller::new("sip:bob@example.com");
+//! // The driver shows the controller every event: `control.observe(now, &event)`.
+//!
+//! let answer: Command = "answer".parse().unwrap();
+//! assert_eq!(
+//!     control.execute(now, &mut bob, answer),
+//!     Err(ControlError::NothingRinging("answer"))
+//! );
+//! let Ok(Reply::Status(status)) = control.execute(now, &mut bob, Command::Status) else {
+//!     unreachable!()
+//! };
+//! assert!(status.calls.is_empty());
+//! let line = control.handle_line(now, &mut bob, "dtmf 12x");
+//! assert!(line.starts_with(r#"{"ok":false"#) && line.contains(r#""error":"bad_command""#));
+//! ```
 
 mod command;
 mod reply;
