@@ -87,11 +87,13 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     if reply["ok"] != true {
         anyhow::bail!("{text}");
     }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&reply["reply"])?);
+    let out = if args.json {
+        serde_json::to_string_pretty(&reply["reply"])?
     } else {
-        println!("{text}");
-    }
+        text.to_owned()
+    };
+    // A reader that went away (`ctl status | head -1`) is not an error.
+    let _ = writeln!(std::io::stdout().lock(), "{out}");
     Ok(ExitCode::SUCCESS)
 }
 
