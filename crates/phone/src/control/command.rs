@@ -87,6 +87,10 @@ impl FromStr for Command {
                     example: "call bob",
                 }),
                 [target] => Ok(Command::Call((*target).to_owned())),
+                // A number written with spaces: `call +1 (800) 555-0100`.
+                words if words.iter().all(|w| w.chars().all(is_number_char)) => {
+                    Ok(Command::Call(words.concat()))
+                }
                 extra => Err(ParseError::UnexpectedArgument {
                     command: "call",
                     extra: extra[1..].join(" "),
@@ -118,6 +122,11 @@ impl FromStr for Command {
             _ => Err(ParseError::Unknown(verb)),
         }
     }
+}
+
+/// What a phone number is written with.
+fn is_number_char(c: char) -> bool {
+    c.is_ascii_digit() || matches!(c, '+' | '(' | ')' | '-' | '.')
 }
 
 /// The keypad's digits (RFC 4733 events 0–15) and `,` for a pause, as
@@ -158,6 +167,10 @@ mod tests {
                 Command::Call("sip:bob@127.0.0.1:5060".into()),
             ),
             ("call +15551234567", Command::Call("+15551234567".into())),
+            (
+                "call +1 (800) 555-0100",
+                Command::Call("+1(800)555-0100".into()),
+            ),
             ("ANSWER", Command::Answer),
             ("decline", Command::Decline),
             ("hold", Command::Hold),
