@@ -188,6 +188,13 @@ fn ctl_drives_two_phones_through_our_server_call_answer_hold_mute_hangup_recents
     );
 
     rig.json("alice", &["resume"]);
+    let dtmf = rig.json("alice", &["dtmf", "12#"]);
+    assert_eq!(dtmf["action"], "PlayDTMFCall");
+    assert!(
+        rig.log("alice").contains("DTMF 12#"),
+        "{}",
+        rig.log("alice")
+    );
     rig.json("alice", &["mute"]);
     let a = rig.status_until("alice", "muted", |s| call0(s)["muted"] == true);
     assert_eq!(call0(&a)["on_hold"], false);

@@ -256,6 +256,10 @@ async fn serve(stream: UnixStream, requests: &mpsc::Sender<Request>) -> io::Resu
     BufReader::new(read.take(MAX_LINE as u64 + 2))
         .read_until(b'\n', &mut bytes)
         .await?;
+    if bytes.is_empty() {
+        // Closed without a word (`ctl` looking for running phones).
+        return Ok(());
+    }
     let line = if bytes.len() > MAX_LINE + 1 {
         Err("the request line is too long")
     } else {

@@ -97,13 +97,15 @@ pub fn run(args: CtlArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// With no --phone: the only socket in the default directory.
+/// With no --phone: the only phone answering in the default directory
+/// (sockets left by killed phones do not count).
 fn the_one_phone() -> anyhow::Result<(PathBuf, String)> {
     let dir = socket_dir();
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .map(|entries| {
             entries
                 .flatten()
+                .filter(|e| UnixStream::connect(e.path()).is_ok())
                 .filter_map(|e| {
                     e.file_name()
                         .to_str()?
