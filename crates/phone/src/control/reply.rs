@@ -272,3 +272,84 @@ impl fmt::Display for RecentsReply {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(state: CallState) -> CallStatus {
+        CallStatus {
+            uuid: Uuid::nil(),
+            state,
+            outgoing: false,
+            remote: Some("sip:alice@example.com".into()),
+            caller_name: Some("Alice".into()),
+            has_connected: state != CallState::Ringing,
+            on_hold: false,
+            muted: false,
+            ended_reason: None,
+            call_id: Some("a84b4c76e66710".into()),
+        }
+    }
+
+    #[test]
+    fn status_reads_as_one_line_per_call_and_json_keeps_callkit_names() {
+        let mut held = call(CallState::Connected);
+        held.on_hold = true;
+        held.muted = true;
+        let mut ended = call(CallState::Ended);
+        ended.ended_reason = Some(reason_name(CallEndedReason::AnsweredElsewhere));
+        let status = Status {
+            aor: "sip:bob@example.com".into(),
+            registration: Registration::Registered {
+                expires: 600,
+                push: true,
+            },
+            calls: vec![held, ended, call(CallState::Ringing)],
+        };
+        let nil = Uuid::nil();
+        assert_eq!(
+            status.to_string(),
+            format!(
+                "sip:bob@example.com: registered for 600 s with push\n\
+                 \x20 {nil}  from Alice sip:alice@example.com  connected, on hold, muted\n\
+                 \x20 {nil}  from Alice sip:alice@example.com  ended (answeredElsewhere)\n\
+                 \x20 {nil}  from Alice sip:alice@example.com  ringing"
+            )
+        );
+        let json = serde_json::to_value(Reply::Status(status)).unwrap();
+        assert_eq!(json["registration"]["state"], "registered");
+        assert_eq!(json["calls"][0]["state"], "connected");
+        assert_eq!(json["calls"][1]["ended_reason"], "answeredElsewhere");
+        assert_eq!(json["calls"][2]["on_hold"], false);
+    }
+
+    #[test]
+    fn recents_read_with_duration_and_missed() {
+        let entry = |missed, reason| RecentEntry {
+            uuid: Uuid::nil(),
+            direction: "incoming",
+            handle: Some("sip:alice@example.com".into()),
+            caller_name: None,
+            started_at: 0,
+            duration_secs: if missed { 0.0 } else { 75.4 },
+            ended_reason: reason,
+            missed,
+        };
+        let reply = RecentsReply {
+            recents: vec![
+                entry(false, Some("remoteEnded")),
+                entry(true, Some("unanswered")),
+            ],
+        };
+        assert_eq!(
+            reply.to_string(),
+            "incoming  sip:alice@example.com  1:15  remoteEnded\n\
+             incoming  sip:alice@example.com  0:00  missed"
+        );
+        assert_eq!(
+            RecentsReply { recents: vec![] }.to_string(),
+            "no recent calls"
+        );
+    }
+}
