@@ -18,6 +18,8 @@ pub struct PhoneArgs {
     /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
     #[arg(long, required_unless_present_all = ["user", "server"])]
     aor: Option<String>,
+    #[command(flatten)]
+    control: super::control::ControlArgs,
     /// Password for digest challenges (the user is --user, else the AOR's user part).
     #[arg(long, env = "CALLKIT_PHONE_PASSWORD")]
     password: Option<String>,
@@ -49,8 +51,6 @@ pub struct PhoneArgs {
     /// First RTP port offered in SDP.
     #[arg(long, default_value_t = 40000)]
     media_port: u16,
-    #[command(flatten)]
-    control: super::control::ControlArgs,
 }
 
 pub fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
