@@ -52,6 +52,14 @@ pub fn socket_for(user: &str) -> PathBuf {
     socket_dir().join(format!("{user}.sock"))
 }
 
+/// The AOR of a phone started with `--user` and `--server` but no `--aor`.
+pub fn default_aor(args: &ControlArgs, server: Option<&str>) -> anyhow::Result<String> {
+    match (&args.user, server) {
+        (Some(user), Some(server)) => Ok(format!("sip:{user}@{server}")),
+        _ => anyhow::bail!("give --aor, or --user and --server"),
+    }
+}
+
 /// One request from a client, answered through `reply`.
 pub struct Request {
     line: Result<String, &'static str>,
@@ -63,20 +71,17 @@ pub struct Request {
 pub struct Control {
     controller: Controller,
     requests: Option<mpsc::Receiver<Request>>,
-    socket: Option<SocketFile>,
+    _socket: Option<SocketFile>,
+    /// Where it listens, or why it does not.
+    note: String,
 }
 
 impl Control {
     /// Binds the socket (replacing a stale one) and starts serving it. An
     /// explicit `--control` that cannot be bound is an error; a default
     /// path that cannot (another phone of that user runs, say) leaves this
-    /// one without control, with a warning through `warn`.
-    pub fn open(
-        args: &ControlArgs,
-        user: &str,
-        aor: &str,
-        warn: impl Fn(&str),
-    ) -> anyhow::Result<Control> {
+    /// one without control, and [`Self::describe`] says why.
+    pub fn open(args: &ControlArgs, user: &str, aor: &str) -> anyhow::Result<Control> {
         let controller = Controller::new(aor);
         let (path, explicit) = match &args.control {
             Some(p) => (p.clone(), true),
@@ -90,26 +95,25 @@ impl Control {
                 Ok(Control {
                     controller,
                     requests: Some(rx),
-                    socket: Some(socket),
+                    _socket: Some(socket),
+                    note: format!("control socket {}", path.display()),
                 })
             }
-            Err(e) if !explicit => {
-                warn(&format!(
+            Err(e) if !explicit => Ok(Control {
+                controller,
+                requests: None,
+                _socket: None,
+                note: format!(
                     "control: {e:#}; this phone has no control socket (give it --user or --control)"
-                ));
-                Ok(Control {
-                    controller,
-                    requests: None,
-                    socket: None,
-                })
-            }
+                ),
+            }),
             Err(e) => Err(e),
         }
     }
 
-    /// Where `ctl` reaches this phone.
-    pub fn path(&self) -> Option<&Path> {
-        self.socket.as_ref().map(|s| s.path.as_path())
+    /// For the ladder: where `ctl` reaches this phone, or why it cannot.
+    pub fn describe(&self) -> Option<String> {
+        Some(self.note.clone()).filter(|n| !n.is_empty())
     }
 
     /// The next request; pending forever without a socket.

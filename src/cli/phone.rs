@@ -16,8 +16,8 @@ use phone::{PhoneConfig, PhoneEvent};
 )]
 pub struct PhoneArgs {
     /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
-    #[arg(long, required_unless_present_all = ["user", "server"])]
-    aor: Option<String>,
+    #[arg(long, default_value = "", hide_default_value = true)]
+    aor: String,
     #[command(flatten)]
     control: super::control::ControlArgs,
     /// Password for digest challenges (the user is --user, else the AOR's user part).
@@ -64,30 +64,29 @@ fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("--{flag} {s}: {e}"))
 }
 
-async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
-    let aor = match (&args.aor, &args.control.user, &args.server) {
-        (Some(aor), ..) => aor.clone(),
-        (None, Some(user), Some(server)) => format!("sip:{user}@{server}"),
-        _ => anyhow::bail!("give --aor, or --user and --server"),
-    };
-    let mut config = PhoneConfig::new(aor.clone());
+async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
+    if args.aor.is_empty() {
+        args.aor = super::control::default_aor(&args.control, args.server.as_deref())?;
+    }
+    let mut config = PhoneConfig::new(args.aor.clone());
     config.expires = args.expires;
     if let Some(server) = &args.server {
         config.registrar = Some(format!("sip:{server}"));
         config.domain = server.clone();
     }
-    let user = args.control.user.clone().unwrap_or_else(|| {
-        aor.split_once(':')
-            .map_or(aor.as_str(), |(_, r)| r)
-            .split('@')
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    });
+    let user = args
+        .aor
+        .split_once(':')
+        .map_or(args.aor.as_str(), |(_, r)| r)
+        .split('@')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let user = args.control.user.clone().unwrap_or(user);
+    let control_user = user.clone();
     let password = args.password.clone();
-    let auth_user = user.clone();
     let mut ep = PhoneEndpoint::bind(args.listen, config, args.media_port, |ua| {
-        ua.credentials = password.map(|p| (auth_user, p));
+        ua.credentials = password.map(|p| (user, p));
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
@@ -113,15 +112,16 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         println!("{t:9.3}  {line}");
     };
     print(&format!(
-        "phone {aor} listening on {} (UDP and TCP)",
+        "phone {} listening on {} (UDP and TCP)",
+        args.aor,
         ep.local_addr()
     ));
-    let mut control = super::control::Control::open(&args.control, &user, &aor, |w| print(w))?;
-    if let Some(path) = control.path() {
-        print(&format!("control socket {}", path.display()));
-    }
     ep.start();
     let mut ours = None;
+    let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
+    if let Some(line) = control.describe() {
+        print(&line);
+    }
     if let Some(target) = &args.call {
         let now = ep.now();
         match ep.phone().start_call(now, target) {
