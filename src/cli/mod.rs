@@ -1,5 +1,7 @@
 //! The subcommands of the `callkit-voip` binary, one module each.
 
+pub mod control;
+pub mod ctl;
 pub mod demo;
 pub mod directory;
 pub mod phone;

@@ -16,10 +16,12 @@ use phone::{PhoneConfig, PhoneEvent};
     after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
 )]
 pub struct PhoneArgs {
-    /// Our address-of-record, e.g. sip:alice@127.0.0.1.
-    #[arg(long)]
+    /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
+    #[arg(long, default_value = "", hide_default_value = true)]
     aor: String,
-    /// Password for digest challenges (the user is the AOR's user part).
+    #[command(flatten)]
+    control: super::control::ControlArgs,
+    /// Password for digest challenges (the user is --user, else the AOR's user part).
     #[arg(long, env = "CALLKIT_PHONE_PASSWORD")]
     password: Option<String>,
     /// Registrar/proxy HOST:PORT to register with (and to complete dialled names);
@@ -86,7 +88,10 @@ fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("--{flag} {s}: {e}"))
 }
 
-async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
+async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
+    if args.aor.is_empty() {
+        args.aor = super::control::default_aor(&args.control, args.server.as_deref())?;
+    }
     let mut config = PhoneConfig::new(args.aor.clone());
     config.expires = args.expires;
     if let Some(server) = &args.server {
@@ -101,6 +106,8 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         .next()
         .unwrap_or_default()
         .to_owned();
+    let user = args.control.user.clone().unwrap_or(user);
+    let control_user = user.clone();
     let password = args.password.clone();
     let mut ep = PhoneEndpoint::bind(args.listen, config, args.media_port, |ua| {
         ua.credentials = password.map(|p| (user, p));
@@ -142,6 +149,10 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     ));
     ep.start();
     let mut ours = None;
+    let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
+    if let Some(line) = control.describe() {
+        print(&line);
+    }
     if let Some(target) = &args.call {
         let now = ep.now();
         match ep.phone().start_call(now, target) {
@@ -153,7 +164,19 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        let Some(event) = ep.next_event(wake).await else {
+        // Phone events first, so a command sees every event before it. A
+        // request cancels a next_event parked on its channels and timers,
+        // which is safe; only a TCP connect in its flush could be cut short,
+        // and this phone sends over UDP.
+        let next = tokio::select! {
+            biased;
+            next = ep.next_event(wake) => next,
+            request = control.request() => {
+                control.answer(request, &mut ep);
+                continue;
+            }
+        };
+        let Some(event) = next else {
             if hangup_at.is_some_and(|h| h <= ep.now()) {
                 hangup_at = None;
                 if let Some(uuid) = ours {
@@ -175,6 +198,7 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
             EndpointEvent::Sip { .. } | EndpointEvent::Audio(_) => print(&describe(event)),
             EndpointEvent::Phone(e) => {
                 print(&format!("  {}", e.describe()));
+                control.observe(ep.now(), &e);
                 match e {
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);

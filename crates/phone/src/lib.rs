@@ -45,6 +45,9 @@
 //! assert_eq!(bob.calls()[0].uuid, uuid); // the INVITE with this Call-ID will match it
 //! ```
 //!
+//! [`control`] turns lines of text (`call bob`, `answer`, `status`) into
+//! CallKit transactions on a phone: the `ctl` control endpoint's core.
+//!
 //! With the `net` feature, [`endpoint::PhoneEndpoint`] drives a phone on
 //! real sockets, timers and the push service's in-process devices, and
 //! runs each call's audio ([`audio`]: the media engine, from a tone, a WAV
@@ -53,6 +56,7 @@
 #[cfg(feature = "net")]
 pub mod audio;
 mod config;
+pub mod control;
 #[cfg(feature = "net")]
 pub mod endpoint;
 mod event;
