@@ -2,15 +2,19 @@
 //! through `callkit-voip server`: both register with digest auth, linphonec
 //! calls baresip and hangs up, baresip calls linphonec (auto-answer) and
 //! hangs up. Each step waits for what the peers themselves print — their
-//! call states, baresip's "Call established" and BYE lines — and the
-//! server's store is checked for linphonec's binding.
+//! call states, baresip's "Call established" and BYE lines — the server's
+//! store is checked for linphonec's binding, and each side's recording for
+//! the other's tone (Goertzel).
 
 mod support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use server::store::{SqliteStore, Store};
-use support::peers::{baresip, our_server, Linphonec, ALICE, BOB};
+use support::peers::{
+    assert_heard, baresip, baresip_heard, our_server, Linphonec, ALICE, BARESIP_HZ, BOB,
+    LINPHONEC_HZ,
+};
 use support::serial;
 
 const STEP: Duration = Duration::from_secs(10);
@@ -69,4 +73,15 @@ fn linphonec_registers_with_digest_and_calls_baresip_both_ways_through_the_serve
         .expect(&format!("Call 2 with {bob_uri} ended"), STEP);
     bob.expect(&format!("Call with {alice_uri} terminated"), STEP);
     alice.run.say("quit");
+    alice.run.expect("Terminating", STEP);
+    drop(bob.stop());
+
+    // Audio flowed both ways through the media both phones negotiated via
+    // the proxy: each heard the other's tone, not its own.
+    let heard = baresip_heard(dir.path(), "bob");
+    assert_eq!(heard.len(), 2, "baresip recorded both calls: {heard:?}");
+    for call in &heard {
+        assert_heard(call, LINPHONEC_HZ, BARESIP_HZ);
+    }
+    assert_heard(&alice.recording, BARESIP_HZ, LINPHONEC_HZ);
 }

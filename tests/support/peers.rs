@@ -12,7 +12,15 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::{free_port, write_tone_wav};
+use media::audio::{AudioSink, AudioSource, Tone, WavSink, WavSource};
+use media::goertzel::goertzel_power;
+
+use super::free_port;
+
+/// What baresip plays as its microphone, and linphonec: two tones, so each
+/// side can tell the other's audio from an echo of its own.
+pub const BARESIP_HZ: f64 = 1000.0;
+pub const LINPHONEC_HZ: f64 = 440.0;
 
 /// Passwords of the two users every registrar here knows (as in
 /// bench/kamailio.cfg).
@@ -288,14 +296,15 @@ pub fn kamailio(dir: &Path) -> Kamailio {
 }
 
 /// baresip 1.0 as `user` registered at `registrar` with digest, auto-answer,
-/// PCMU, a 440 Hz tone as its microphone, media on 127.0.0.1 only
+/// PCMU, a [`BARESIP_HZ`] tone as its microphone, what it hears recorded by
+/// `sndfile` (see [`baresip_heard`]), media on 127.0.0.1 only
 /// (`net_interface`; it otherwise offers the host's public address). Driven
 /// through stdin: `/dial URI`, `/hangup`.
 pub fn baresip(dir: &Path, (user, password): (&str, &str), registrar: u16) -> Running {
     let conf = dir.join(format!("baresip-{user}"));
     std::fs::create_dir_all(&conf).unwrap();
     let tone = conf.join("tone.wav");
-    write_tone_wav(&tone, 10);
+    write_tone(&tone, BARESIP_HZ, 10);
     let sip_port = free_port();
     let rtp = 30000 + (sip_port % 1000) * 20;
     std::fs::write(
@@ -304,10 +313,11 @@ pub fn baresip(dir: &Path, (user, password): (&str, &str), registrar: u16) -> Ru
             "poll_method epoll\nsip_listen 127.0.0.1:{sip_port}\nnet_interface 127.0.0.1\n\
              audio_source aufile,{tone}\naudio_player aubridge,nil\naudio_alert aufile,/dev/null\n\
              module_path /usr/lib/baresip/modules\nmodule stdio.so\nmodule g711.so\n\
-             module aufile.so\nmodule aubridge.so\nmodule_app account.so\nmodule_app menu.so\n\
-             audio_txmode poll\nrtp_ports {rtp}-{}\n",
+             module aufile.so\nmodule aubridge.so\nmodule sndfile.so\nsnd_path {rec}\n\
+             module_app account.so\nmodule_app menu.so\naudio_txmode poll\nrtp_ports {rtp}-{}\n",
             rtp + 19,
             tone = tone.display(),
+            rec = conf.display(),
         ),
     )
     .unwrap();
@@ -340,9 +350,12 @@ pub fn baresip(dir: &Path, (user, password): (&str, &str), registrar: u16) -> Ru
 ///   incoming INVITE gets `503 Service unavailable`.
 ///
 /// Plus `[rtp] bind_address=127.0.0.1` so its media stays on loopback.
-/// Audio comes from a 440 Hz tone file; calls are auto-answered.
+/// Audio comes from a [`LINPHONEC_HZ`] tone file, what it hears goes to
+/// [`Linphonec::recording`]; calls are auto-answered.
 pub struct Linphonec {
     pub run: Running,
+    /// What it heard in its calls (`record`), a WAV file.
+    pub recording: PathBuf,
 }
 
 impl Linphonec {
@@ -359,7 +372,7 @@ impl Linphonec {
         )
         .unwrap();
         let tone = home.join("tone.wav");
-        write_tone_wav(&tone, 10);
+        write_tone(&tone, LINPHONEC_HZ, 10);
         let mut run = Running::spawn_with(
             "linphonec",
             90,
@@ -372,9 +385,11 @@ impl Linphonec {
         run.expect("Setting sip port", Duration::from_secs(15));
         run.say("soundcard use files");
         run.say(&format!("play {}", tone.display()));
+        let recording = home.join("heard.wav");
+        run.say(&format!("record {}", recording.display()));
         run.say("autoanswer enable");
         run.expect("Auto answer enabled", Duration::from_secs(5));
-        Linphonec { run }
+        Linphonec { run, recording }
     }
 
     /// `register` at `registrar` with digest, then `status register` until
@@ -392,4 +407,70 @@ impl Linphonec {
         }
         panic!("linphonec never registered:\n{}", self.run.text());
     }
+}
+
+/// `seconds` of a `hz` tone as an 8 kHz mono 16-bit WAV.
+pub fn write_tone(path: &Path, hz: f64, seconds: u32) {
+    let mut tone = Tone::new(hz, 8000, 8000);
+    let mut samples = vec![0i16; 8000 * seconds as usize];
+    tone.read(&mut samples);
+    let mut wav = WavSink::create(path, 8000).unwrap();
+    wav.write(&samples);
+    wav.finish().unwrap();
+}
+
+/// The samples of a 16-bit WAV file and its rate (empty if unreadable).
+pub fn read_wav(path: &Path) -> (Vec<i16>, u32) {
+    let Ok(mut wav) = WavSource::open(path) else {
+        return (Vec::new(), 8000);
+    };
+    let rate = wav.sample_rate();
+    let mut samples = Vec::new();
+    let mut buf = [0i16; 4096];
+    // Bounded: a minute of audio at most.
+    for _ in 0..(60 * 48_000 / buf.len()) {
+        let n = wav.read(&mut buf);
+        if n == 0 {
+            break;
+        }
+        samples.extend_from_slice(&buf[..n]);
+    }
+    (samples, rate)
+}
+
+/// What baresip `user` heard, one recording per call (sndfile's
+/// `dump-…-dec.wav`), oldest first.
+pub fn baresip_heard(dir: &Path, user: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join(format!("baresip-{user}")))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().ends_with("-dec.wav"))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Asserts that the `sent` tone dominates the `other` one in a recording,
+/// by Goertzel power (orders of magnitude when the audio really flowed).
+pub fn assert_heard(recording: &Path, sent: f64, other: f64) {
+    let (samples, rate) = read_wav(recording);
+    assert!(
+        samples.len() > rate as usize / 2,
+        "{}: {} samples, less than half a second of audio",
+        recording.display(),
+        samples.len()
+    );
+    let (want, echo) = (
+        goertzel_power(&samples, rate, sent),
+        goertzel_power(&samples, rate, other),
+    );
+    assert!(
+        want > 100.0 * echo && want > 1e9,
+        "{}: {sent} Hz power {want:e}, {other} Hz {echo:e}",
+        recording.display()
+    );
 }
