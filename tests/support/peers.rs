@@ -363,12 +363,17 @@ impl Linphonec {
         let home = dir.join("linphone");
         std::fs::create_dir_all(home.join(".local/share/linphone")).unwrap();
         let rc = home.join("linphonerc");
+        // RTP below the ephemeral range, apart from other runs.
+        let rtp = 20000 + (free_port() % 500) * 20;
         std::fs::write(
             &rc,
-            "[sip]\nipv6_enabled=0\ndefault_proxy=-1\nregister_only_when_network_is_up=0\n\
-             register_only_when_upnp_is_ok=0\n[net]\nipv6=0\n[rtp]\naudio_rtp_port=21000-21100\n\
-             bind_address=127.0.0.1\n[video]\nautomatically_initiate=0\nautomatically_accept=0\n\
-             capture=0\ndisplay=0\n",
+            format!(
+                "[sip]\nipv6_enabled=0\ndefault_proxy=-1\nregister_only_when_network_is_up=0\n\
+                 register_only_when_upnp_is_ok=0\n[net]\nipv6=0\n[rtp]\naudio_rtp_port={rtp}-{}\n\
+                 bind_address=127.0.0.1\n[video]\nautomatically_initiate=0\nautomatically_accept=0\n\
+                 capture=0\ndisplay=0\n",
+                rtp + 19
+            ),
         )
         .unwrap();
         let tone = home.join("tone.wav");
