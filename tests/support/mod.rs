@@ -3,6 +3,8 @@
 //! the tone a peer plays as its microphone.
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod peers;
+
 use std::net::UdpSocket;
 use std::path::Path;
 use std::process::{Child, Output};
