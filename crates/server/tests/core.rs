@@ -259,6 +259,20 @@ fn push_contact(port: u16) -> String {
     )
 }
 
+/// The caller's CANCEL of `invite`, with a Reason.
+fn cancel_of(invite: &Message, reason: &str) -> Message {
+    MessageBuilder::request(Method::Cancel, invite.request_uri_str().unwrap())
+        .header("Via", invite.header(HeaderName::Via).unwrap())
+        .header("Max-Forwards", "70")
+        .header("From", invite.header(HeaderName::From).unwrap())
+        .header("To", invite.header(HeaderName::To).unwrap())
+        .header("Call-ID", invite.call_id().unwrap())
+        .header("CSeq", format!("{} CANCEL", invite.cseq().unwrap().seq))
+        .header("Reason", reason)
+        .build()
+        .unwrap()
+}
+
 fn requests(msgs: &[Message], method: Method) -> Vec<Message> {
     msgs.iter()
         .filter(|m| m.method() == Some(&method))
@@ -522,15 +536,10 @@ fn a_cancel_before_the_device_registers_still_delivers_invite_then_cancel() {
     net.register("bob", "builder", 5072, &push_contact(5072), "reg");
     let invite = net.call("bob", "cancelled");
     let _job = net.pushes.pop().unwrap();
-    let cancel = MessageBuilder::request(Method::Cancel, invite.request_uri_str().unwrap())
-        .header("Via", invite.header(HeaderName::Via).unwrap())
-        .header("Max-Forwards", "70")
-        .header("From", invite.header(HeaderName::From).unwrap())
-        .header("To", invite.header(HeaderName::To).unwrap())
-        .header("Call-ID", "cancelled")
-        .header("CSeq", "2 CANCEL")
-        .header("Reason", "SIP;cause=487;text=\"Caller hung up\"");
-    net.deliver(5071, cancel.build().unwrap());
+    net.deliver(
+        5071,
+        cancel_of(&invite, "SIP;cause=487;text=\"Caller hung up\""),
+    );
     let up = net.take(5071);
     assert!(up
         .iter()
@@ -631,4 +640,59 @@ fn a_message_for_a_sleeping_phone_waits_for_it_too() {
     assert_eq!(&delivered[0].body()[..], b"wake up");
     net.answer(5082, &delivered[0], 200);
     assert_eq!(net.last_status(5095), Some(200));
+}
+
+#[test]
+fn a_pushed_phone_that_answers_a_cancelled_call_gets_ack_and_bye_from_the_proxy() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    let invite = net.call("bob", "raced");
+    let _job = net.pushes.pop().unwrap();
+    let reason = "SIP;cause=200;text=\"Call completed elsewhere\"";
+    net.deliver(5071, cancel_of(&invite, reason));
+    assert_eq!(net.last_status(5071), Some(487));
+    net.register("bob", "builder", 5082, &push_contact(5082), "reg");
+    let invites = requests(&net.take(5082), Method::Invite);
+    assert_eq!(invites.len(), 1);
+    net.answer(5082, &invites[0], 180);
+    assert_eq!(requests(&net.take(5082), Method::Cancel).len(), 1);
+    // The race: the phone's user answered before the CANCEL reached it.
+    net.answer(5082, &invites[0], 200);
+    let at_phone = net.take(5082);
+    let acks = requests(&at_phone, Method::Ack);
+    assert_eq!(acks.len(), 1, "the 2xx is ACKed: {at_phone:?}");
+    assert_eq!(acks[0].cseq().unwrap().seq, invites[0].cseq().unwrap().seq);
+    assert_eq!(acks[0].to().unwrap().tag(), Some("callee5082"));
+    assert_eq!(acks[0].request_uri_str(), Some("sip:bob@127.0.0.1:5082"));
+    let byes = requests(&at_phone, Method::Bye);
+    assert_eq!(byes.len(), 1, "then the dialog is ended: {at_phone:?}");
+    let bye = &byes[0];
+    assert_eq!(bye.call_id(), Some("raced"));
+    assert_eq!(bye.to().unwrap().tag(), Some("callee5082"));
+    assert_eq!(bye.from().unwrap().tag(), invite.from().unwrap().tag());
+    assert!(bye.routes().is_empty(), "no Route naming the proxy itself");
+    assert!(
+        bye.cseq().unwrap().seq > invites[0].cseq().unwrap().seq,
+        "a new CSeq in the dialog"
+    );
+    assert_eq!(bye.reasons()[0].cause(), Some(200), "the CANCEL's Reason");
+    assert!(
+        net.take(5071).is_empty(),
+        "the caller, already answered 487, never sees the 2xx"
+    );
+    // A retransmitted 2xx is ACKed again; the dialog is ended once.
+    net.answer(5082, &invites[0], 200);
+    let again = net.take(5082);
+    assert_eq!(requests(&again, Method::Ack).len(), 1);
+    assert!(requests(&again, Method::Bye).is_empty());
+    net.answer(5082, bye, 200);
+    net.advance(Duration::from_secs(40));
+    assert!(
+        net.take(5071).iter().all(|m| m.status() == Some(487)),
+        "only the unACKed 487's retransmissions"
+    );
+    assert!(
+        requests(&net.take(5082), Method::Bye).is_empty(),
+        "the BYE's 200 stopped its retransmissions"
+    );
 }

@@ -10,6 +10,7 @@
 //! REGISTER is durable before its 2xx leaves.
 
 mod context;
+mod ghost;
 mod responses;
 mod route;
 
@@ -32,6 +33,7 @@ use crate::registrar::{RegisterOutcome, Registrar};
 use crate::store::{Binding, Store, StoreError};
 
 use context::{Branch, BranchState, Context};
+use ghost::Ghost;
 pub use route::Domains;
 
 /// What the core needs to know about itself.
@@ -86,8 +88,9 @@ pub struct Proxy {
     contexts: HashMap<u64, Context>,
     by_server: HashMap<ServerTxId, u64>,
     by_client: HashMap<ClientTxId, (u64, usize)>,
-    /// Requests delivered after the caller gave up: their answers are dropped.
-    ghosts: HashMap<ClientTxId, ()>,
+    /// Requests delivered after the caller gave up: a 2xx is ACKed and
+    /// ended here, never forwarded.
+    ghosts: HashMap<ClientTxId, Ghost>,
     next_context: u64,
     next_branch: u64,
     outputs: VecDeque<Output>,
@@ -654,12 +657,19 @@ impl Proxy {
             cancelled = parked.cancel.is_some(),
             "device re-registered: forwarding from the push bucket"
         );
-        let state = self.send_branch(now, parked.context, parked.branch, request, target);
+        let state = self.send_branch(
+            now,
+            parked.context,
+            parked.branch,
+            request.clone(),
+            target.clone(),
+        );
         match (&parked.cancel, state) {
             (Some(reason), BranchState::Pending(tx)) => {
-                // The caller is gone: deliver INVITE then CANCEL; answers are dropped.
+                // The caller is gone: deliver INVITE then CANCEL; a 2xx is ended here.
                 self.by_client.remove(&tx);
-                self.ghosts.insert(tx, ());
+                self.ghosts
+                    .insert(tx, Ghost::new(request, target, reason.clone()));
                 if let Err(e) = self.txl.cancel(now, tx, reason.as_deref()) {
                     tracing::debug!("cannot cancel the delivered INVITE: {e}");
                 }
