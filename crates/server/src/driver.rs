@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -23,7 +24,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
 use crate::registrar::Registrar;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, User};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +109,31 @@ fn random_secret() -> [u8; 32] {
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     config.check()?;
     let store = SqliteStore::open(&config.db)?;
+    start_with_store(config, Box::new(store)).await
+}
+
+/// A server for one process on loopback — the demo and end-to-end tests:
+/// UDP and TCP on a port the OS picks on 127.0.0.1, SQLite at
+/// `db` with `users` (name, password) added, the in-process push service
+/// (whose devices phones attach to), no `/metrics` listener, and a push
+/// bucket of `bucket_timeout`.
+pub async fn start_on_loopback(
+    db: &Path,
+    users: &[(&str, &str)],
+    bucket_timeout: Duration,
+) -> Result<RunningServer, StartError> {
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        db: db.to_owned(),
+        metrics_listen: None,
+        bucket_timeout_secs: bucket_timeout.as_secs().max(1),
+        ..Config::default()
+    };
+    let mut store = SqliteStore::open(db)?;
+    for (name, password) in users {
+        store.add_user(&User::with_password(name, &config.realm, password)?)?;
+    }
     start_with_store(config, Box::new(store)).await
 }
 
