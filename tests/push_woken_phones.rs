@@ -98,6 +98,20 @@ impl Sandbox {
             .sum()
     }
 
+    /// Waits (bounded) until the metric is `value` (the bindings gauge
+    /// follows the store's writer thread by a commit).
+    async fn metric_settles(&self, name: &str, value: f64) {
+        let until = Instant::now() + STEP;
+        loop {
+            let now = self.metric(name).await;
+            if now == value {
+                return;
+            }
+            assert!(Instant::now() < until, "{name} stays {now}, not {value}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
     /// Waits (bounded) until the metric reaches `at_least`.
     async fn metric_reaches(&self, name: &str, at_least: f64) {
         let until = Instant::now() + STEP;
@@ -360,7 +374,7 @@ async fn one_of_two_phones_answers_and_the_other_ends_answered_elsewhere() {
         .await;
     let mut pocket = Running::spawn("bob's second phone", pocket);
     pocket.registered(true).await;
-    assert_eq!(s.metric("callkit_bindings").await, 2.0);
+    s.metric_settles("callkit_bindings", 2.0).await;
     let alice = s
         .phone("alice", "wonderland", None, ScriptedCallUi::new())
         .await;
@@ -462,11 +476,8 @@ async fn a_rotated_push_token_is_re_registered_and_the_next_call_still_arrives()
         0.0,
         "nothing was pushed to the rotated-out token"
     );
-    assert_eq!(
-        s.metric("callkit_bindings").await,
-        2.0,
-        "alice's, and bob's with the new token only"
-    );
+    // Alice's, and bob's with the new token only.
+    s.metric_settles("callkit_bindings", 2.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -485,16 +496,13 @@ async fn an_uninstalled_app_gives_the_caller_480_before_the_bucket_timer_and_dro
         .await;
     let mut alice = Running::spawn("alice", alice);
     alice.registered(false).await;
-    assert_eq!(s.metric("callkit_bindings").await, 2.0);
+    s.metric_settles("callkit_bindings", 2.0).await;
 
     alice.call("bob").await;
     assert_eq!(alice.ended().await, Some(CallEndedReason::Unanswered));
     assert!(alice.saw("← SIP/2.0 480"), "{:#?}", alice.seen);
-    assert_eq!(
-        s.metric("callkit_bindings").await,
-        1.0,
-        "bob's binding with the dead token is gone; alice's stays"
-    );
+    // Bob's binding with the dead token is gone; alice's stays.
+    s.metric_settles("callkit_bindings", 1.0).await;
     assert_eq!(s.metric("callkit_pushes_failed_total").await, 1.0);
     drop(bob);
 }

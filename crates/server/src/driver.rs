@@ -22,7 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
 use crate::store::{SqliteStore, Store, StoreError, User};
 
@@ -39,6 +39,8 @@ pub enum StartError {
     Tls(String),
     #[error("push: {0}")]
     Push(String),
+    #[error("cannot start the store's writer thread: {0}")]
+    Writer(std::io::Error),
     #[error("cannot listen for /metrics on {addr}: {source} — pick another metrics_listen")]
     Metrics {
         addr: SocketAddr,
@@ -175,6 +177,7 @@ pub async fn start_with_store(
         Duration::from_secs(config.nonce_lifetime_secs),
         &config.algorithms()?,
     );
+    let (writes, persisted) = spawn_writer(store.writer()?)?;
     let mut proxy = Proxy::new(
         proxy_config,
         store,
@@ -191,7 +194,14 @@ pub async fn start_with_store(
         None => None,
     };
     info!(%local, metrics = ?metrics_addr, "callkit-voip server listening");
-    let task = tokio::spawn(run(proxy, transport.clone(), incoming, client, metrics_rx));
+    let task = tokio::spawn(run(
+        proxy,
+        transport.clone(),
+        incoming,
+        client,
+        metrics_rx,
+        (writes, persisted),
+    ));
     Ok(RunningServer {
         transport,
         metrics_addr,
@@ -298,6 +308,36 @@ async fn serve_metrics(
     Ok(bound)
 }
 
+type Persisted = (WriteId, Result<(), StoreError>);
+
+/// The store's writer: a thread that commits the proxy's writes in order
+/// (each synced to disk), so the proxy task never blocks on it, and
+/// reports each one back. It ends when the proxy task drops its sender.
+fn spawn_writer(
+    mut store: Box<dyn Store>,
+) -> Result<
+    (
+        std::sync::mpsc::Sender<StoreWrite>,
+        mpsc::UnboundedReceiver<Persisted>,
+    ),
+    StartError,
+> {
+    let (writes, queue) = std::sync::mpsc::channel::<StoreWrite>();
+    let (done, persisted) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            for w in queue {
+                let result = store.apply(&w.op);
+                if done.send((w.id, result)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(StartError::Writer)?;
+    Ok((writes, persisted))
+}
+
 /// The one task that owns the proxy.
 async fn run(
     mut proxy: Proxy,
@@ -305,6 +345,10 @@ async fn run(
     mut incoming: mpsc::Receiver<sip::Incoming>,
     client: Arc<ApnsClient>,
     mut metrics: mpsc::Receiver<oneshot::Sender<String>>,
+    (writes, mut persisted): (
+        std::sync::mpsc::Sender<StoreWrite>,
+        mpsc::UnboundedReceiver<Persisted>,
+    ),
 ) {
     let (push_tx, mut push_rx) = mpsc::channel::<(PushJob, PushResult)>(256);
     let mut purge = tokio::time::interval(Duration::from_secs(60));
@@ -317,6 +361,12 @@ async fn run(
                         if let Some(tx) = t.tx {
                             proxy.handle_transport_error(Instant::now(), tx);
                         }
+                    }
+                }
+                Output::Persist(write) => {
+                    let id = write.id;
+                    if writes.send(write).is_err() {
+                        proxy.handle_persisted(Instant::now(), id, Err(StoreError::WriterStopped));
                     }
                 }
                 Output::Push(job) => {
@@ -338,6 +388,9 @@ async fn run(
                 let source = Target::new(inc.transport, inc.source);
                 proxy.handle_message(Instant::now(), inc.message, source);
             }
+            Some((id, result)) = persisted.recv() => {
+                proxy.handle_persisted(Instant::now(), id, result);
+            }
             Some((job, result)) = push_rx.recv() => {
                 proxy.handle_push_result(Instant::now(), &job, result);
             }
@@ -348,9 +401,7 @@ async fn run(
                 let _ = reply.send(text);
             }
             _ = purge.tick() => {
-                if let Err(e) = proxy.store_mut().purge_expired(unix_now()) {
-                    warn!("purging expired bindings failed: {e}");
-                }
+                proxy.purge_expired(unix_now());
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 proxy.handle_timeout(Instant::now());

@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use server::auth::Authenticator;
-use server::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+use server::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite};
 use server::registrar::{Registrar, RegistrarConfig};
 use server::store::{SqliteStore, Store, User};
 use sip::auth::Algorithm;
@@ -23,6 +23,11 @@ fn addr(port: u16) -> SocketAddr {
 
 struct Net {
     proxy: Proxy,
+    /// The store's writer (the driver's writer thread, here inline).
+    writer: Box<dyn Store>,
+    /// Writes kept back instead of committed (to look between write and commit).
+    hold_writes: bool,
+    held: Vec<StoreWrite>,
     now: Instant,
     sent: Vec<(SocketAddr, Message)>,
     pushes: Vec<PushJob>,
@@ -55,6 +60,7 @@ impl Net {
             &[Algorithm::Sha256, Algorithm::Md5],
         );
         let now = Instant::now();
+        let writer = store.writer().unwrap();
         let mut proxy = Proxy::new(
             config,
             Box::new(store),
@@ -64,6 +70,9 @@ impl Net {
         proxy.set_wall_clock(now, 1_700_000_000);
         Net {
             proxy,
+            writer,
+            hold_writes: false,
+            held: Vec::new(),
             now,
             sent: Vec::new(),
             pushes: Vec::new(),
@@ -80,6 +89,11 @@ impl Net {
                     self.sent.push((t.dest.addr, m));
                 }
                 Output::Push(job) => self.pushes.push(job),
+                Output::Persist(w) if self.hold_writes => self.held.push(w),
+                Output::Persist(w) => {
+                    let result = self.writer.apply(&w.op);
+                    self.proxy.handle_persisted(self.now, w.id, result);
+                }
             }
         }
     }
@@ -694,5 +708,51 @@ fn a_pushed_phone_that_answers_a_cancelled_call_gets_ack_and_bye_from_the_proxy(
     assert!(
         requests(&net.take(5082), Method::Bye).is_empty(),
         "the BYE's 200 stopped its retransmissions"
+    );
+}
+
+#[test]
+fn a_register_is_answered_only_once_its_bindings_are_durable() {
+    let mut net = Net::new();
+    net.hold_writes = true;
+    let contact = push_contact(5072);
+    let b = net.register_builder("bob", 5072, &contact, "durable", 1);
+    net.deliver(5072, b.build().unwrap());
+    let challenge = net.response(5072);
+    let mut retry = net.register_builder("bob", 5072, &contact, "durable", 2);
+    let (n, v) = DigestClient::new("bob", "builder")
+        .authorize(&challenge, &retry)
+        .unwrap();
+    retry = retry.header(n.as_str(), v);
+    net.deliver(5072, retry.build().unwrap());
+    assert!(
+        net.take(5072).iter().all(|m| m.status() != Some(200)),
+        "no 2xx while the write is not committed"
+    );
+    assert_eq!(net.held.len(), 1, "one write handed to the writer");
+    assert!(net
+        .proxy
+        .store()
+        .bindings("sip:bob@127.0.0.1", 1_700_000_001)
+        .unwrap()
+        .is_empty());
+    // A call meanwhile already routes to the binding being written.
+    net.call("bob", "during-the-write");
+    assert_eq!(net.pushes.len(), 1, "pushed to the binding being written");
+    // The writer commits: now the 2xx leaves.
+    net.hold_writes = false;
+    for w in std::mem::take(&mut net.held) {
+        let result = net.writer.apply(&w.op);
+        net.proxy.handle_persisted(net.now, w.id, result);
+    }
+    net.pump();
+    assert_eq!(net.last_status(5072), Some(200));
+    assert_eq!(
+        net.proxy
+            .store()
+            .bindings("sip:bob@127.0.0.1", 1_700_000_001)
+            .unwrap()
+            .len(),
+        1
     );
 }

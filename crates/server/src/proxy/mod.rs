@@ -5,12 +5,14 @@
 //! responses come back through `context` and `responses`, which picks the best and
 //! cancels the branches a 2xx or a 6xx made moot.
 //!
-//! Inputs carry `now`; outputs are bytes to send and pushes to send
-//! ([`Output`]). The store is the one thing called synchronously: a
-//! REGISTER is durable before its 2xx leaves.
+//! Inputs carry `now`; outputs are bytes to send, pushes to send and
+//! store writes ([`Output`]). The store is read synchronously (fast, no
+//! sync to disk); writes go to the driver's writer thread, and a
+//! REGISTER's 2xx leaves only once its bindings are durable (`persist`).
 
 mod context;
 mod ghost;
+mod persist;
 mod responses;
 mod route;
 
@@ -34,6 +36,8 @@ use crate::store::{Binding, Store, StoreError};
 
 use context::{Branch, BranchState, Context};
 use ghost::Ghost;
+use persist::AwaitingWrite;
+pub use persist::{StoreWrite, WriteId};
 pub use route::Domains;
 
 /// What the core needs to know about itself.
@@ -76,6 +80,8 @@ pub enum PushResult {
 pub enum Output {
     Transmit(sip::transaction::Transmit<Target>),
     Push(PushJob),
+    /// A store write for the writer thread (see [`Proxy::handle_persisted`]).
+    Persist(StoreWrite),
 }
 
 pub struct Proxy {
@@ -93,6 +99,11 @@ pub struct Proxy {
     ghosts: HashMap<ClientTxId, Ghost>,
     next_context: u64,
     next_branch: u64,
+    next_write: u64,
+    /// Bindings handed to the writer and not yet durable, per AOR (the latest write).
+    unwritten: HashMap<String, (WriteId, Vec<Binding>)>,
+    /// REGISTERs answered once their write is durable.
+    awaiting: HashMap<WriteId, AwaitingWrite>,
     outputs: VecDeque<Output>,
     wall: (Instant, u64),
     flow_alive: FlowProbe,
@@ -123,6 +134,9 @@ impl Proxy {
             ghosts: HashMap::new(),
             next_context: 0,
             next_branch: 0,
+            next_write: 0,
+            unwritten: HashMap::new(),
+            awaiting: HashMap::new(),
             outputs: VecDeque::new(),
             wall: (Instant::now(), 0),
             flow_alive: Box::new(|_| false),
@@ -147,10 +161,6 @@ impl Proxy {
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
-    }
-
-    pub fn store_mut(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
     }
 
     /// INVITE contexts still open (for `/metrics`).
@@ -214,9 +224,7 @@ impl Proxy {
                     "push token is dead (410): dropping its bindings"
                 );
                 self.metrics.push_failed(&reason);
-                if let Err(e) = self.store.drop_push_token(token) {
-                    tracing::error!("cannot drop the dead push token: {e}");
-                }
+                self.forget_push_token(token);
                 self.push_failed(now, job.id);
             }
             PushResult::Failed { reason } => {
@@ -444,7 +452,7 @@ impl Proxy {
         match to_local {
             Some((true, Some(user))) => {
                 let aor = format!("sip:{user}@{}", self.config.domains.primary());
-                let bindings = self.store.bindings(&aor, self.unix(now))?;
+                let bindings = self.live_bindings(&aor, self.unix(now))?;
                 if bindings.is_empty() {
                     let known = self.store.user(&user)?.is_some();
                     let code = if known { 480 } else { 404 };
@@ -495,7 +503,7 @@ impl Proxy {
         }
         let unix = self.unix(now);
         let aor = format!("sip:{user}@{}", self.config.domains.primary());
-        let current = self.store.bindings(&aor, unix)?;
+        let current = self.live_bindings(&aor, unix)?;
         let flow = route::flow_of(source);
         match self.registrar.handle(request, &aor, &flow, current, unix) {
             RegisterOutcome::Reply(b) => self.reply(now, id, b),
@@ -504,18 +512,8 @@ impl Proxy {
                 refreshed,
                 reply,
             } => {
-                // Durable before acknowledged.
-                self.store.set_bindings(&aor, &bindings)?;
-                self.metrics.registrations += 1;
-                self.reply(now, id, reply);
-                for binding in refreshed {
-                    if let Some(device) = &binding.push {
-                        for parked in self.bucket.registered(device) {
-                            self.metrics.bucket_released += 1;
-                            self.release(now, parked, &binding);
-                        }
-                    }
-                }
+                // Durable before acknowledged: the 2xx waits for the writer.
+                self.persist_registration(id, aor, bindings, refreshed, reply);
             }
         }
         Ok(())
