@@ -19,9 +19,7 @@ use callkit::{CallEndedReason, RingChoice, ScriptedCallUi};
 use phone::endpoint::PhoneEndpoint;
 use phone::{Direction, PhoneConfig, PushConfig};
 use rig::{Command, Kind, Note, Rig};
-use server::config::Config;
-use server::driver::{start_with_store, RunningServer};
-use server::store::{SqliteStore, Store, User};
+use server::driver::{start_on_loopback, RunningServer};
 use sip::transport::Transport;
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +29,8 @@ const BOB_TONE: f64 = 1000.0;
 const DIGIT: &str = "5";
 /// How long bob's call screen rings before the scripted user answers.
 const RING_FOR: Duration = Duration::from_millis(300);
+/// How long the server holds bob's INVITE for his phone to wake.
+const BUCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audio to let through before listening to it.
 const LISTEN_AFTER: Duration = Duration::from_millis(500);
 
@@ -233,24 +233,8 @@ async fn demo(limit: Duration) -> Result<String, String> {
 }
 
 async fn start_server(dir: &tempfile::TempDir) -> Result<(RunningServer, SocketAddr), String> {
-    let db = dir.path().join("server.db");
-    let mut store = SqliteStore::open(&db).map_err(|e| format!("setup: SQLite: {e}"))?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        tls_listen: "127.0.0.1:0".parse().expect("an address"),
-        db,
-        metrics_listen: None,
-        bucket_timeout_secs: 10,
-        ..Config::default()
-    };
-    for (user, password) in [("alice", "wonderland"), ("bob", "builder")] {
-        let user = User::with_password(user, &config.realm, password)
-            .map_err(|e| format!("setup: user {user}: {e}"))?;
-        store
-            .add_user(&user)
-            .map_err(|e| format!("setup: SQLite: {e}"))?;
-    }
-    let server = start_with_store(config, Box::new(store))
+    let users = [("alice", "wonderland"), ("bob", "builder")];
+    let server = start_on_loopback(&dir.path().join("server.db"), &users, BUCKET_TIMEOUT)
         .await
         .map_err(|e| format!("setup: server: {e}"))?;
     let addr = server
