@@ -6,6 +6,8 @@ use std::fmt;
 
 use bytes::{Bytes, BytesMut};
 
+mod one_pass;
+
 use crate::charclass;
 use crate::error::ParseError;
 use crate::header::addr::{
@@ -124,6 +126,15 @@ impl Message {
         // Leading CRLFs (keep-alives) are not part of the message.
         let skip = raw.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
         let raw = raw.slice(skip..);
+        match one_pass::read(&raw, limits) {
+            Some(head) => Self::assemble(raw, head),
+            None => Self::parse_full(raw, limits),
+        }
+    }
+
+    /// Reads a message (leading CRLFs cut off) that [`one_pass::read`] gave
+    /// up on, finding its lines first.
+    fn parse_full(raw: Bytes, limits: &Limits) -> Result<Message, ParseError> {
         // A datagram that ends right after its last header line has an empty
         // body; report what is wrong with its headers rather than "incomplete".
         let mut ends = LineEnds::new();
@@ -231,9 +242,25 @@ impl Message {
                 value_at: span(text, value),
             });
         }
-        let body_start = header_end + 4;
+        Self::assemble(
+            raw,
+            one_pass::Head {
+                start,
+                fields,
+                end: header_end,
+                content_length,
+                cseq,
+                seen_mandatory,
+            },
+        )
+    }
+
+    /// The message of a header section read without error: its body as
+    /// Content-Length says, and the mandatory headers checked.
+    fn assemble(raw: Bytes, head: one_pass::Head) -> Result<Message, ParseError> {
+        let body_start = head.end + 4;
         let available = raw.len() - body_start;
-        let body_len = match content_length {
+        let body_len = match head.content_length {
             Some(n) if n > available => {
                 return Err(ParseError::BodyTooShort {
                     declared: n,
@@ -246,10 +273,10 @@ impl Message {
         let message = Message {
             body: (body_start as u32, (body_start + body_len) as u32),
             raw,
-            start,
-            fields,
+            start: head.start,
+            fields: head.fields,
         };
-        message.check_mandatory(seen_mandatory, cseq)?;
+        message.check_mandatory(head.seen_mandatory, head.cseq)?;
         Ok(message)
     }
 

@@ -324,6 +324,18 @@ pub(crate) fn check_token_list(v: &str) -> Result<(), &'static str> {
     }
 }
 
+/// [`check_token_list`] read in place from `b[i..]` up to the first CR:
+/// where that CR is, if the bytes before it are a valid list.
+#[inline]
+pub(crate) fn token_list_to_cr(b: &[u8], i: usize) -> Option<usize> {
+    let mut state = LIST_START;
+    let end = i + memchr::memchr(b'\r', b.get(i..)?)?;
+    for &c in &b[i..end] {
+        state = LIST_STEP[usize::from(state | LIST_CLASS[usize::from(c)])];
+    }
+    matches!(state, LIST_START | LIST_TOKEN | LIST_AFTER).then_some(end)
+}
+
 /// Classes of bytes in a token list.
 const IN_TOKEN: u8 = 0;
 const IN_WS: u8 = 1;
