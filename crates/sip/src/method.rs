@@ -37,7 +37,16 @@ impl Method {
     }
 
     /// The method of RFC 3261 and its extensions that `t` names, if any.
+    #[inline]
     fn known(t: &[u8]) -> Option<Method> {
+        // The usual ones by one comparison of a word.
+        if let Ok(word) = <[u8; 6]>::try_from(t) {
+            match &word {
+                b"INVITE" => return Some(Method::Invite),
+                b"CANCEL" => return Some(Method::Cancel),
+                _ => {}
+            }
+        }
         Some(match t {
             b"INVITE" => Method::Invite,
             b"ACK" => Method::Ack,
