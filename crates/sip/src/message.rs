@@ -116,7 +116,7 @@ impl Message {
         Self::parse_with(raw.into(), &Limits::default())
     }
 
-    pub fn parse_with(raw: Bytes, limits: &Limits) -> Result<Message, ParseError> {
+    pub fn parse_with(mut raw: Bytes, limits: &Limits) -> Result<Message, ParseError> {
         if raw.len() > limits.max_message_size {
             return Err(ParseError::TooLarge {
                 size: raw.len(),
@@ -124,8 +124,10 @@ impl Message {
             });
         }
         // Leading CRLFs (keep-alives) are not part of the message.
-        let skip = raw.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
-        let raw = raw.slice(skip..);
+        if raw.starts_with(b"\r\n") {
+            let skip = raw.chunks(2).take_while(|c| *c == b"\r\n").count() * 2;
+            raw = raw.slice(skip..);
+        }
         match one_pass::read(&raw, limits) {
             Some(head) => Self::assemble(raw, head),
             None => Self::parse_full(raw, limits),
@@ -283,9 +285,14 @@ impl Message {
     /// `seen` has the [`mandatory_bit`] of every header present; `cseq` is
     /// the parsed CSeq, if any.
     fn check_mandatory(&self, seen: u8, cseq: Option<CSeq>) -> Result<(), ParseError> {
-        for name in MANDATORY {
-            if seen & mandatory_bit(name) == 0 {
-                return Err(ParseError::MissingHeader(name.as_str()));
+        let all = MANDATORY
+            .iter()
+            .fold(0, |all, &name| all | mandatory_bit(name));
+        if seen != all {
+            for name in MANDATORY {
+                if seen & mandatory_bit(name) == 0 {
+                    return Err(ParseError::MissingHeader(name.as_str()));
+                }
             }
         }
         if let StartLine::Request { method, .. } = &self.start {

@@ -29,6 +29,7 @@ impl Method {
 
     /// [`Method::from_token`] for a token still in bytes: no UTF-8 check
     /// unless it is an extension method (`None` if that is not UTF-8).
+    #[inline]
     pub(crate) fn from_token_bytes(t: &[u8]) -> Option<Method> {
         match Self::known(t) {
             Some(m) => Some(m),
@@ -37,7 +38,7 @@ impl Method {
     }
 
     /// The method of RFC 3261 and its extensions that `t` names, if any.
-    #[inline]
+    #[inline(always)]
     fn known(t: &[u8]) -> Option<Method> {
         // The usual ones by one comparison of a word.
         if let Ok(word) = <[u8; 6]>::try_from(t) {

@@ -324,16 +324,23 @@ pub(crate) fn check_token_list(v: &str) -> Result<(), &'static str> {
     }
 }
 
-/// [`check_token_list`] read in place from `b[i..]` up to the first CR:
-/// where that CR is, if the bytes before it are a valid list.
+/// A list of the usual shape, tokens separated by `,` or `, `, read in
+/// place from `b[i..]` up to the CR that ends it: where that CR is. A
+/// subset of what [`check_token_list`] takes.
 #[inline]
-pub(crate) fn token_list_to_cr(b: &[u8], i: usize) -> Option<usize> {
-    let mut state = LIST_START;
-    let end = i + memchr::memchr(b'\r', b.get(i..)?)?;
-    for &c in &b[i..end] {
-        state = LIST_STEP[usize::from(state | LIST_CLASS[usize::from(c)])];
+pub(crate) fn token_list_to_cr(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let end = i + charclass::run(b.get(i..)?, charclass::TOKEN);
+        if end == i {
+            return None;
+        }
+        match b.get(end) {
+            Some(b'\r') => return Some(end),
+            Some(b',') if b.get(end + 1) == Some(&b' ') => i = end + 2,
+            Some(b',') => i = end + 1,
+            _ => return None,
+        }
     }
-    matches!(state, LIST_START | LIST_TOKEN | LIST_AFTER).then_some(end)
 }
 
 /// Classes of bytes in a token list.

@@ -218,7 +218,7 @@ fn value(kind: HeaderName, raw: &[u8], v: usize, head: &mut Head) -> Option<usiz
         | HeaderName::Require
         | HeaderName::ProxyRequire
         | HeaderName::Unsupported
-        | HeaderName::Allow => token_list_to_cr(raw, v).filter(|&end| !is_ws(raw[end - 1])),
+        | HeaderName::Allow => token_list_to_cr(raw, v),
         _ => None,
     };
     if quick_end.is_some() {
