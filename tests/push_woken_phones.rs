@@ -143,6 +143,7 @@ fn describe(e: &EndpointEvent) -> String {
             ..
         } => format!("→ {line}"),
         EndpointEvent::Sip { line, .. } => format!("← {line}"),
+        EndpointEvent::Audio(e) => e.describe(),
     }
 }
 
