@@ -22,12 +22,12 @@
 //! ```
 //! use std::time::Instant;
 //! use phone::control::{Command, ControlError, Controller, Reply};
-//! use phone::{Phone, PhoneConfig, SimpleSdp};
+//! use phone::{Phone, PhoneConfig, SdpNegotiator};
 //! use sip::ua::UaConfig;
 //!
 //! let now = Instant::now();
 //! let ua = UaConfig::new("sip:bob@example.com", "sip:bob@192.0.2.2:5060", "UDP 192.0.2.2:5060");
-//! let media = SimpleSdp::new([192, 0, 2, 2].into(), 40000, 1);
+//! let media = SdpNegotiator::counting([192, 0, 2, 2].into(), 40000);
 //! let mut bob: Phone<&str> = Phone::new(
 //!     PhoneConfig::new("sip:bob@example.com"),
 //!     ua,
