@@ -114,8 +114,8 @@ impl Control {
     }
 
     /// For the ladder: where `ctl` reaches this phone, or why it cannot.
-    pub fn describe(&self) -> Option<String> {
-        Some(self.note.clone()).filter(|n| !n.is_empty())
+    pub fn describe(&self) -> &str {
+        &self.note
     }
 
     /// When the run loop should come back from `next_event` at the latest:

@@ -119,9 +119,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     ep.start();
     let mut ours = None;
     let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
-    if let Some(line) = control.describe() {
-        print(&line);
-    }
+    print(control.describe());
     if let Some(target) = &args.call {
         let now = ep.now();
         match ep.phone().start_call(now, target) {
