@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use callkit::{CallAction, RingChoice, ScriptedCallUi, Transaction};
+use phone::audio::{AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
 use phone::{PhoneConfig, PhoneEvent};
 
@@ -48,9 +49,32 @@ pub struct PhoneArgs {
     /// Registration interval to ask for, in seconds.
     #[arg(long, default_value_t = 600)]
     expires: u32,
-    /// First RTP port offered in SDP.
+    /// First RTP port offered in SDP (even/odd pairs up from it; 0: ports the system picks).
     #[arg(long, default_value_t = 40000)]
     media_port: u16,
+    /// What calls send: tone:HZ, FILE.wav (16-bit PCM), silence, or device
+    /// (the microphone; builds with --features device). Default: device if
+    /// built with it, else silence.
+    #[arg(long, value_name = "SOURCE", value_parser = valid::<AudioIn>)]
+    audio_in: Option<String>,
+    /// Where calls' received audio goes: FILE.wav (8 kHz mono, every call
+    /// in turn), null, or device (the speaker; --features device). Default:
+    /// device if built with it, else null.
+    #[arg(long, value_name = "SINK", value_parser = valid::<AudioOut>)]
+    audio_out: Option<String>,
+}
+
+/// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
+/// a source or sink is made once, not cloned as clap would).
+fn valid<T: std::str::FromStr>(s: &str) -> Result<String, T::Err> {
+    s.parse::<T>().map(|_| s.to_owned())
+}
+
+fn audio<T: std::str::FromStr + Default>(spec: Option<&str>) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(spec.map(str::parse).transpose()?.unwrap_or_default())
 }
 
 pub fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
@@ -90,6 +114,13 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
+    audio_in
+        .check()
+        .map_err(|e| anyhow::anyhow!("--audio-in {e}"))?;
+    let audio_out: AudioOut = audio(args.audio_out.as_deref())?;
+    let audio = format!("audio from {audio_in} to {audio_out}");
+    ep.set_audio(audio_in, audio_out);
     if let Some(s) = args.auto_answer {
         let delay = seconds(s, "auto-answer")?;
         let mut ui = ScriptedCallUi::new();
@@ -112,7 +143,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         println!("{t:9.3}  {line}");
     };
     print(&format!(
-        "phone {} listening on {} (UDP and TCP)",
+        "phone {} listening on {} (UDP and TCP), {audio}",
         args.aor,
         ep.local_addr()
     ));
@@ -155,7 +186,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         };
         match event {
-            EndpointEvent::Sip { .. } => print(&describe(event)),
+            EndpointEvent::Sip { .. } | EndpointEvent::Audio(_) => print(&describe(event)),
             EndpointEvent::Phone(e) => {
                 print(&format!("  {}", e.describe()));
                 control.observe(ep.now(), &e);
@@ -174,6 +205,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
                             for e in ep.run_for(Duration::from_millis(200)).await {
                                 print(&describe(e));
                             }
+                            ep.stop_audio().await;
                             print(&format!("{ended} call(s) ended; done"));
                             return Ok(ExitCode::SUCCESS);
                         }
@@ -202,5 +234,6 @@ fn describe(event: EndpointEvent) -> String {
             }
         }
         EndpointEvent::Phone(e) => format!("  {}", e.describe()),
+        EndpointEvent::Audio(e) => format!("  {}", e.describe()),
     }
 }

@@ -629,6 +629,14 @@ impl<D: Clone + Debug> UserAgent<D> {
         let mut b = MessageBuilder::response_to(&c.invite, code, Some(&c.local_tag))
             .header("Contact", format!("<{}>", self.config.contact))
             .header("User-Agent", self.config.user_agent.clone());
+        if (101..300).contains(&code) {
+            // RFC 3261 §12.1.1: the responses that make the dialog carry the
+            // INVITE's Record-Route, in order, or the caller's ACK and BYE
+            // would bypass the proxies that asked to stay on the path.
+            for rr in c.invite.headers(HeaderName::RecordRoute) {
+                b = b.header("Record-Route", rr.to_owned());
+            }
+        }
         if let Some(sdp) = sdp {
             b = b.body("application/sdp", sdp);
         }

@@ -589,3 +589,47 @@ fn a_registration_carries_push_parameters_and_replaces_its_contact_on_update() {
         "until a 2xx, the removal is repeated"
     );
 }
+
+/// RFC 3261 §12.1.1: a callee behind two record-routing proxies answers with
+/// their Record-Route values in order, on the 180 and the 200, so the
+/// caller's ACK and BYE go back through them (Kamailio relies on it).
+#[test]
+fn the_answer_carries_the_invites_record_route() {
+    let mut bob = ua("bob", 2);
+    let now = Instant::now();
+    let invite = Message::parse(bytes::Bytes::from_static(
+        b"INVITE sip:bob@bob.host:5060 SIP/2.0\r\n\
+          Via: SIP/2.0/UDP p2.example.com;branch=z9hG4bKp2\r\n\
+          Via: SIP/2.0/UDP alice.host:5060;branch=z9hG4bKa1\r\n\
+          Record-Route: <sip:p2.example.com;lr>\r\n\
+          Record-Route: <sip:p1.example.com;lr;ftag=x>\r\n\
+          Max-Forwards: 68\r\n\
+          From: <sip:alice@example.com>;tag=a1\r\n\
+          To: <sip:bob@example.com>\r\n\
+          Call-ID: rr1@alice.host\r\n\
+          CSeq: 1 INVITE\r\n\
+          Contact: <sip:alice@alice.host:5060>\r\n\
+          Content-Length: 0\r\n\r\n",
+    ))
+    .unwrap();
+    bob.handle_message(now, invite, "alice", false);
+    let Some(UaEvent::IncomingCall { call, .. }) = bob.poll_event() else {
+        panic!("bob is called")
+    };
+    assert!(bob.answer(now, &call, 180, None));
+    assert!(bob.answer(now, &call, 200, None));
+    let mut answers = 0;
+    while let Some(t) = bob.poll_transmit() {
+        let resp = Message::parse(t.bytes).unwrap();
+        if matches!(resp.status(), Some(180 | 200)) {
+            answers += 1;
+            let rr: Vec<&str> = resp.headers(HeaderName::RecordRoute).collect();
+            assert_eq!(
+                rr,
+                ["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr;ftag=x>"],
+                "{resp:?}"
+            );
+        }
+    }
+    assert_eq!(answers, 2);
+}
