@@ -18,6 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How long one client may take to send its line and read the reply.
 const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often an idle phone looks for a waiting request.
+const TICK: Duration = Duration::from_millis(20);
 
 /// The control flags of `callkit-voip phone`.
 #[derive(clap::Args, Debug)]
@@ -112,23 +114,35 @@ impl Control {
     }
 
     /// For the ladder: where `ctl` reaches this phone, or why it cannot.
-    pub fn describe(&self) -> Option<String> {
-        Some(self.note.clone()).filter(|n| !n.is_empty())
+    pub fn describe(&self) -> &str {
+        &self.note
     }
 
-    /// The next request; pending forever without a socket.
-    pub async fn request(&mut self) -> Request {
-        match self.requests.as_mut() {
-            Some(rx) => match rx.recv().await {
-                Some(r) => r,
-                None => std::future::pending().await,
-            },
-            None => std::future::pending().await,
+    /// When the run loop should come back from `next_event` at the latest:
+    /// `wake`, or sooner while a client may be waiting. Requests are served
+    /// between calls, never by cancelling one: `next_event` is not
+    /// cancel-safe (a send or the audio's reaction to an event may be in
+    /// flight), and an event lost there would be lost for good.
+    pub fn wake(&self, now: Instant, wake: Instant) -> Instant {
+        match self.requests {
+            Some(_) => wake.min(now + TICK),
+            None => wake,
         }
     }
 
-    /// Carries out a request on the phone and sends the reply.
-    pub fn answer(&mut self, request: Request, ep: &mut PhoneEndpoint) {
+    /// Answers the requests waiting. Call it when `next_event` came back
+    /// with nothing: the phone is idle and every event has been observed,
+    /// so each command sees the state its client saw.
+    pub fn serve(&mut self, ep: &mut PhoneEndpoint) {
+        for _ in 0..8 {
+            let Some(request) = self.requests.as_mut().and_then(|rx| rx.try_recv().ok()) else {
+                return;
+            };
+            self.answer(request, ep);
+        }
+    }
+
+    fn answer(&mut self, request: Request, ep: &mut PhoneEndpoint) {
         let reply = match request.line {
             Ok(line) => self.controller.handle_line(ep.now(), ep.phone(), &line),
             Err(problem) => {

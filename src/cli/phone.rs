@@ -150,9 +150,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     ep.start();
     let mut ours = None;
     let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
-    if let Some(line) = control.describe() {
-        print(&line);
-    }
+    print(control.describe());
     if let Some(target) = &args.call {
         let now = ep.now();
         match ep.phone().start_call(now, target) {
@@ -164,19 +162,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        // Phone events first, so a command sees every event before it. A
-        // request cancels a next_event parked on its channels and timers,
-        // which is safe; only a TCP connect in its flush could be cut short,
-        // and this phone sends over UDP.
-        let next = tokio::select! {
-            biased;
-            next = ep.next_event(wake) => next,
-            request = control.request() => {
-                control.answer(request, &mut ep);
+        let Some(event) = ep.next_event(control.wake(ep.now(), wake)).await else {
+            // Idle, every event seen: answer `ctl`.
+            control.serve(&mut ep);
+            if ep.now() < wake {
                 continue;
             }
-        };
-        let Some(event) = next else {
             if hangup_at.is_some_and(|h| h <= ep.now()) {
                 hangup_at = None;
                 if let Some(uuid) = ours {

@@ -20,34 +20,17 @@
 //! `{"ok":true,"text":"…","reply":{…}}` or `{"ok":false,"text":"…","error":"kind"}`.
 //!
 //! ```
-//! use std::time::Instant;
-//! use phone::control::{Command, ControlError, Controller, Reply};
-//! use phone::{Phone, PhoneConfig, SdpNegotiator};
-//! use sip::ua::UaConfig;
+//! use phone::control::{Command, ControlError, ParseError};
 //!
-//! let now = Instant::now();
-//! let ua = UaConfig::new("sip:bob@example.com", "sip:bob@192.0.2.2:5060", "UDP 192.0.2.2:5060");
-//! let media = SdpNegotiator::counting([192, 0, 2, 2].into(), 40000);
-//! let mut bob: Phone<&str> = Phone::new(
-//!     PhoneConfig::new("sip:bob@example.com"),
-//!     ua,
-//!     Box::new(|_uri| Some(("server", false))),
-//!     Box::new(media),
-//! );
-//! let mut control = Controller::new("sip:bob@example.com");
-//! // The driver shows the controller every event: `control.observe(now, &event)`.
-//!
-//! let answer: Command = "answer".parse().unwrap();
-//! assert_eq!(
-//!     control.execute(now, &mut bob, answer),
-//!     Err(ControlError::NothingRinging("answer"))
-//! );
-//! let Ok(Reply::Status(status)) = control.execute(now, &mut bob, Command::Status) else {
-//!     unreachable!()
-//! };
-//! assert!(status.calls.is_empty());
-//! let line = control.handle_line(now, &mut bob, "dtmf 12x");
-//! assert!(line.starts_with(r#"{"ok":false"#) && line.contains(r#""error":"bad_command""#));
+//! assert_eq!("call bob".parse(), Ok(Command::Call("bob".into())));
+//! assert_eq!("dtmf 12x".parse::<Command>(), Err(ParseError::BadDigit('x')));
+//! // A driver owns the phone and runs, for each line a client sends:
+//! //   let reply_line = controller.handle_line(now, &mut phone, &line);
+//! // and shows the controller every event: controller.observe(now, &event).
+//! // `execute` gives typed replies and errors instead of the JSON line:
+//! let e = ControlError::NothingRinging("answer");
+//! assert_eq!(e.kind(), "nothing_ringing");
+//! assert!(e.to_string().starts_with("nothing is ringing"));
 //! ```
 
 mod command;
