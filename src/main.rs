@@ -21,7 +21,8 @@ use clap::{Parser, Subcommand};
   callkit-voip sip parse invite.sip
   callkit-voip user add alice --password wonderland
   callkit-voip server
-  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5"
+  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5
+  callkit-voip ctl --phone alice call bob"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +31,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Drive a running phone: call, answer, hold, mute, DTMF, hang up, status, recents.
+    Ctl(cli::ctl::CtlArgs),
     /// The whole push-woken call on loopback in one process: server, push, two phones, audio; prints the timeline and a verdict.
     Demo(cli::demo::DemoArgs),
     /// Call Directory: blocked numbers and caller labels.
@@ -80,6 +83,7 @@ fn run() -> anyhow::Result<ExitCode> {
         .init();
     let cli = Cli::parse();
     match cli.command {
+        Command::Ctl(args) => cli::ctl::run(args),
         Command::Demo(args) => cli::demo::run(args),
         Command::Directory { cmd } => cli::directory::run(cmd),
         Command::Phone(args) => cli::phone::run(args),

@@ -3,16 +3,19 @@
 //! auto-answers, hold it with a re-INVITE (it answers recvonly), resume and
 //! hang up; and baresip calls our auto-answering `callkit-voip phone` and
 //! hangs up. Each side's view is checked: our CallKit reports and
-//! negotiated media, baresip's own log lines.
+//! negotiated media, baresip's own log lines, and the audio both ways by
+//! tone detection (baresip plays 440 Hz, our phone 1000 Hz; we record what
+//! we play out, baresip's sndfile module what it decodes).
 
 mod support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{free_port, serial, write_tone_wav, Proc};
+use support::{dominant_tone, free_port, serial, write_tone_wav, Proc};
 
 use callkit::{CallAction, Transaction};
+use phone::audio::{AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
 use phone::{Direction, PhoneConfig, PhoneEvent};
 
@@ -75,22 +78,6 @@ async fn until(
     panic!("no {what} within 10 s; saw {seen:#?}");
 }
 
-/// UDP sockets on an even port and the next (RTP's and RTCP's), as our SDP
-/// offers them: baresip closes a call whose RTP or RTCP hits a closed port.
-async fn rtp_sink() -> (tokio::net::UdpSocket, tokio::net::UdpSocket) {
-    for _ in 0..50 {
-        let s = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let port = s.local_addr().unwrap().port();
-        if port % 2 != 0 || port == u16::MAX {
-            continue;
-        }
-        if let Ok(rtcp) = tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await {
-            return (s, rtcp);
-        }
-    }
-    panic!("no free even/odd port pair in 50 tries");
-}
-
 fn direction(events: &[PhoneEvent]) -> Option<Direction> {
     events.iter().rev().find_map(|e| match e {
         PhoneEvent::Media { session, .. } => Some(session.direction),
@@ -115,25 +102,14 @@ async fn call_hold_resume_hang_up() {
     let peer = baresip(dir.path(), 10, &[]);
     tokio::time::sleep(Duration::from_millis(700)).await;
 
-    // Stands in for the media engine's RTP socket: counts baresip's PCMU
-    // packets (and keeps its RTP from hitting a closed port, which makes
-    // baresip close the call).
-    let (sink, _rtcp) = rtp_sink().await;
-    let rtp_port = sink.local_addr().unwrap().port();
-    let pcmu = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let counter = pcmu.clone();
-    tokio::spawn(async move {
-        let mut buf = [0u8; 2048];
-        while let Ok((n, _)) = sink.recv_from(&mut buf).await {
-            if n > 12 && buf[0] >> 6 == 2 && buf[1] & 0x7f == 0 {
-                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-        }
-    });
+    // Our engine's RTP and RTCP ports are bound with the SDP (baresip
+    // closes a call whose RTP or RTCP hits a closed port).
     let config = PhoneConfig::new("sip:alice@127.0.0.1");
-    let mut ep = PhoneEndpoint::bind("127.0.0.1:0".parse().unwrap(), config, rtp_port, |_| {})
+    let mut ep = PhoneEndpoint::bind("127.0.0.1:0".parse().unwrap(), config, 0, |_| {})
         .await
         .unwrap();
+    let heard = dir.path().join("alice-heard.wav");
+    ep.set_audio(AudioIn::Tone(1000.0), AudioOut::Wav(heard.clone()));
     ep.start();
     let now = ep.now();
     let uuid = ep
@@ -152,7 +128,7 @@ async fn call_hold_resume_hang_up() {
     });
     let media = media.unwrap();
     assert_eq!(
-        (media.codec, media.direction),
+        (media.codec_name(), media.direction),
         ("PCMU", Direction::SendRecv)
     );
     assert!(
@@ -162,11 +138,13 @@ async fn call_hold_resume_hang_up() {
         "{media:?}"
     );
 
-    ep.run_for(Duration::from_millis(500)).await;
-    let heard = pcmu.load(std::sync::atomic::Ordering::Relaxed);
+    let events = ep.run_for(Duration::from_millis(800)).await;
     assert!(
-        heard > 5,
-        "baresip sends PCMU to the port we offered: {heard} packets"
+        events.iter().any(|e| matches!(
+            e,
+            EndpointEvent::Audio(phone::audio::AudioEvent::Started { .. })
+        )),
+        "our media engine started: {events:#?}"
     );
     for (held, want) in [(true, Direction::SendOnly), (false, Direction::SendRecv)] {
         let now = ep.now();
@@ -189,8 +167,24 @@ async fn call_hold_resume_hang_up() {
         .unwrap();
     until(&mut ep, "hang-up", |e| matches!(e, PhoneEvent::StopAudio)).await;
     ep.run_for(Duration::from_millis(300)).await;
+    ep.stop_audio().await;
     drop(ep);
+    assert_eq!(
+        dominant_tone(&heard, &[440.0, 1000.0]),
+        Ok(440.0),
+        "we play out baresip's tone"
+    );
     let log = peer.finish_text();
+    let theirs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded nothing (no dump-…-dec.wav): {log}"));
+    assert_eq!(
+        dominant_tone(&theirs, &[440.0, 1000.0]),
+        Ok(1000.0),
+        "baresip decodes our tone"
+    );
     assert!(
         log.contains("Call established: sip:alice@127.0.0.1"),
         "{log}"
@@ -216,6 +210,7 @@ fn baresip_calls_our_auto_answering_phone() {
     baresip_dir(dir.path(), port);
     let ours = free_port();
     let listen = format!("127.0.0.1:{ours}");
+    let heard = dir.path().join("bob-heard.wav");
     let phone = Proc::new(
         Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
             .args([
@@ -230,7 +225,13 @@ fn baresip_calls_our_auto_answering_phone() {
                 "1",
                 "--timeout",
                 "20",
+                "--media-port",
+                "0",
+                "--audio-in",
+                "tone:1000",
+                "--audio-out",
             ])
+            .arg(&heard)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -251,7 +252,14 @@ fn baresip_calls_our_auto_answering_phone() {
         "← ACK",
         "← BYE",
         "ended (RemoteEnded)",
+        "audio started: 1000 Hz tone out, PCMU sendrecv",
+        "audio stopped",
     ] {
         assert!(out.contains(step), "{step:?} missing from\n{out}");
     }
+    assert_eq!(
+        dominant_tone(&heard, &[440.0, 1000.0]),
+        Ok(440.0),
+        "our phone plays out baresip's tone:\n{out}"
+    );
 }

@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+mod support;
+
 use base64::Engine as _;
 use push::client::{ApnsClient, ClientConfig};
 use push::{ApnsError, ApnsOutcome, ApnsRequest, ProviderKey, ProviderTokenCache, VoipPayload};
@@ -176,6 +178,78 @@ fn device_receives_a_push_sent_through_the_apns_client() {
         lines.recv_timeout(Duration::from_millis(200)).is_err(),
         "nothing is delivered for a bad token"
     );
+}
+
+#[test]
+fn the_service_keeps_serving_when_nobody_reads_its_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let (signing, pem) = key();
+    std::fs::write(dir.path().join("key.pub"), pem).unwrap();
+    let port = support::free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
+        .current_dir(dir.path())
+        .env_remove("CALLKIT_PUSH_TEAM")
+        .args([
+            "push-service",
+            "--h2c",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
+        .args(["--team", TEAM, "--key", &format!("{KID}=key.pub")])
+        .args(["--device", BUNDLE])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("the binary runs");
+    // The reader goes away before the first line (`push-service | head -0`):
+    // every line the service prints meets a closed pipe.
+    drop(child.stdout.take());
+    let mut running = Running(child);
+
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut config = ClientConfig::new(format!("http://127.0.0.1:{port}"), None);
+    config.connect_timeout = WAIT;
+    config.request_timeout = WAIT;
+    let client = ApnsClient::new(config, ProviderTokenCache::new(signing)).unwrap();
+    let payload = VoipPayload {
+        call_id: "c1@example.com".into(),
+        caller: "sip:alice@example.com".into(),
+        display_name: None,
+        has_video: false,
+        send_time: 1_700_000_000_000,
+    };
+    let request = ApnsRequest::voip(&"ab".repeat(32), BUNDLE, &payload).unwrap();
+    let deadline = std::time::Instant::now() + WAIT;
+    let outcome = loop {
+        match rt.block_on(async { tokio::time::timeout(WAIT, client.send(&request)).await }) {
+            Ok(Ok(outcome)) => break outcome,
+            _ if std::time::Instant::now() < deadline => {
+                if let Some(status) = running.0.try_wait().unwrap() {
+                    panic!("the service died with nobody reading its output: {status}");
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => panic!("no answer from the service: {other:?}"),
+        }
+    };
+    assert_eq!(
+        outcome,
+        ApnsOutcome::Rejected {
+            apns_id: request.apns_id(),
+            error: ApnsError::BadDeviceToken
+        }
+    );
+    // A service that dies on its closed stdout does so within milliseconds
+    // of its first line; one that survived is still there a second later.
+    for _ in 0..20 {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            panic!("the service died with nobody reading its output: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 #[test]

@@ -19,9 +19,7 @@ use callkit::{CallEndedReason, RingChoice, ScriptedCallUi};
 use phone::endpoint::PhoneEndpoint;
 use phone::{Direction, PhoneConfig, PushConfig};
 use rig::{Command, Kind, Note, Rig};
-use server::config::Config;
-use server::driver::{start_with_store, RunningServer};
-use server::store::{SqliteStore, Store, User};
+use server::driver::{start_on_loopback, RunningServer};
 use sip::transport::Transport;
 use tokio::sync::{mpsc, oneshot};
 
@@ -31,6 +29,8 @@ const BOB_TONE: f64 = 1000.0;
 const DIGIT: &str = "5";
 /// How long bob's call screen rings before the scripted user answers.
 const RING_FOR: Duration = Duration::from_millis(300);
+/// How long the server holds bob's INVITE for his phone to wake.
+const BUCKET_TIMEOUT: Duration = Duration::from_secs(10);
 /// Audio to let through before listening to it.
 const LISTEN_AFTER: Duration = Duration::from_millis(500);
 
@@ -207,13 +207,10 @@ async fn demo(limit: Duration) -> Result<String, String> {
     ));
     let device = push.devices().register(BUNDLE);
 
-    // Each phone's SDP offers its own RTP port pair.
-    let alice_media = free_media_port(&[]).await?;
-    let bob_media = free_media_port(&[alice_media]).await?;
-    let alice = phone("alice", addr, None, alice_media).await?;
+    let alice = phone("alice", addr, None).await?;
     let team = server::config::PushConfig::default().team_id;
     let bob_push = Some(PushConfig::new(team, BUNDLE));
-    let mut bob = phone("bob", addr, bob_push, bob_media).await?;
+    let mut bob = phone("bob", addr, bob_push).await?;
     bob.attach_push_device(device);
     bob.phone().set_call_ui(Box::new(
         ScriptedCallUi::new().on_ring(RING_FOR, RingChoice::Answer),
@@ -236,24 +233,8 @@ async fn demo(limit: Duration) -> Result<String, String> {
 }
 
 async fn start_server(dir: &tempfile::TempDir) -> Result<(RunningServer, SocketAddr), String> {
-    let db = dir.path().join("server.db");
-    let mut store = SqliteStore::open(&db).map_err(|e| format!("setup: SQLite: {e}"))?;
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("an address"),
-        tls_listen: "127.0.0.1:0".parse().expect("an address"),
-        db,
-        metrics_listen: None,
-        bucket_timeout_secs: 10,
-        ..Config::default()
-    };
-    for (user, password) in [("alice", "wonderland"), ("bob", "builder")] {
-        let user = User::with_password(user, &config.realm, password)
-            .map_err(|e| format!("setup: user {user}: {e}"))?;
-        store
-            .add_user(&user)
-            .map_err(|e| format!("setup: SQLite: {e}"))?;
-    }
-    let server = start_with_store(config, Box::new(store))
+    let users = [("alice", "wonderland"), ("bob", "builder")];
+    let server = start_on_loopback(&dir.path().join("server.db"), &users, BUCKET_TIMEOUT)
         .await
         .map_err(|e| format!("setup: server: {e}"))?;
     let addr = server
@@ -266,7 +247,6 @@ async fn phone(
     user: &'static str,
     server: SocketAddr,
     push: Option<PushConfig>,
-    media_port: u16,
 ) -> Result<PhoneEndpoint, String> {
     let mut config = PhoneConfig::new(format!("sip:{user}@{server}"));
     config.registrar = Some(format!("sip:{server}"));
@@ -278,38 +258,17 @@ async fn phone(
     } else {
         "builder"
     };
+    // Media port 0: each call's RTP and RTCP sockets are ports the system picks.
     PhoneEndpoint::bind(
         "127.0.0.1:0".parse().expect("an address"),
         config,
-        media_port,
+        0,
         |ua| {
             ua.credentials = Some((user.to_owned(), password.to_owned()));
         },
     )
     .await
     .map_err(|e| format!("setup: {user}'s phone: {e}"))
-}
-
-/// An even port whose pair (RTP, RTCP) is free now and not in `taken`, for a phone's SDP.
-async fn free_media_port(taken: &[u16]) -> Result<u16, String> {
-    for _ in 0..50 {
-        let probe = tokio::net::UdpSocket::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("setup: UDP: {e}"))?;
-        let port = probe.local_addr().map_err(|e| e.to_string())?.port() & !1;
-        drop(probe);
-        if taken.contains(&port) {
-            continue;
-        }
-        let pair = (
-            tokio::net::UdpSocket::bind(("127.0.0.1", port)).await,
-            tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await,
-        );
-        if let (Ok(_), Ok(_)) = pair {
-            return Ok(port);
-        }
-    }
-    Err("setup: no free RTP port pair".into())
 }
 
 fn spawn_rig(

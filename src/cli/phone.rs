@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use callkit::{CallAction, RingChoice, ScriptedCallUi, Transaction};
+use phone::audio::{AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
 use phone::{PhoneConfig, PhoneEvent};
 
@@ -15,10 +16,12 @@ use phone::{PhoneConfig, PhoneEvent};
     after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
 )]
 pub struct PhoneArgs {
-    /// Our address-of-record, e.g. sip:alice@127.0.0.1.
-    #[arg(long)]
+    /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
+    #[arg(long, default_value = "", hide_default_value = true)]
     aor: String,
-    /// Password for digest challenges (the user is the AOR's user part).
+    #[command(flatten)]
+    control: super::control::ControlArgs,
+    /// Password for digest challenges (the user is --user, else the AOR's user part).
     #[arg(long, env = "CALLKIT_PHONE_PASSWORD")]
     password: Option<String>,
     /// Registrar/proxy HOST:PORT to register with (and to complete dialled names);
@@ -46,9 +49,32 @@ pub struct PhoneArgs {
     /// Registration interval to ask for, in seconds.
     #[arg(long, default_value_t = 600)]
     expires: u32,
-    /// First RTP port offered in SDP.
+    /// First RTP port offered in SDP (even/odd pairs up from it; 0: ports the system picks).
     #[arg(long, default_value_t = 40000)]
     media_port: u16,
+    /// What calls send: tone:HZ, FILE.wav (16-bit PCM), silence, or device
+    /// (the microphone; builds with --features device). Default: device if
+    /// built with it, else silence.
+    #[arg(long, value_name = "SOURCE", value_parser = valid::<AudioIn>)]
+    audio_in: Option<String>,
+    /// Where calls' received audio goes: FILE.wav (8 kHz mono, every call
+    /// in turn), null, or device (the speaker; --features device). Default:
+    /// device if built with it, else null.
+    #[arg(long, value_name = "SINK", value_parser = valid::<AudioOut>)]
+    audio_out: Option<String>,
+}
+
+/// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
+/// a source or sink is made once, not cloned as clap would).
+fn valid<T: std::str::FromStr>(s: &str) -> Result<String, T::Err> {
+    s.parse::<T>().map(|_| s.to_owned())
+}
+
+fn audio<T: std::str::FromStr + Default>(spec: Option<&str>) -> anyhow::Result<T>
+where
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    Ok(spec.map(str::parse).transpose()?.unwrap_or_default())
 }
 
 pub fn run(args: PhoneArgs) -> anyhow::Result<ExitCode> {
@@ -62,7 +88,10 @@ fn seconds(s: f64, flag: &str) -> anyhow::Result<Duration> {
     Duration::try_from_secs_f64(s).map_err(|e| anyhow::anyhow!("--{flag} {s}: {e}"))
 }
 
-async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
+async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
+    if args.aor.is_empty() {
+        args.aor = super::control::default_aor(&args.control, args.server.as_deref())?;
+    }
     let mut config = PhoneConfig::new(args.aor.clone());
     config.expires = args.expires;
     if let Some(server) = &args.server {
@@ -77,12 +106,21 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         .next()
         .unwrap_or_default()
         .to_owned();
+    let user = args.control.user.clone().unwrap_or(user);
+    let control_user = user.clone();
     let password = args.password.clone();
     let mut ep = PhoneEndpoint::bind(args.listen, config, args.media_port, |ua| {
         ua.credentials = password.map(|p| (user, p));
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
+    audio_in
+        .check()
+        .map_err(|e| anyhow::anyhow!("--audio-in {e}"))?;
+    let audio_out: AudioOut = audio(args.audio_out.as_deref())?;
+    let audio = format!("audio from {audio_in} to {audio_out}");
+    ep.set_audio(audio_in, audio_out);
     if let Some(s) = args.auto_answer {
         let delay = seconds(s, "auto-answer")?;
         let mut ui = ScriptedCallUi::new();
@@ -105,12 +143,16 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
         println!("{t:9.3}  {line}");
     };
     print(&format!(
-        "phone {} listening on {} (UDP and TCP)",
+        "phone {} listening on {} (UDP and TCP), {audio}",
         args.aor,
         ep.local_addr()
     ));
     ep.start();
     let mut ours = None;
+    let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
+    if let Some(line) = control.describe() {
+        print(&line);
+    }
     if let Some(target) = &args.call {
         let now = ep.now();
         match ep.phone().start_call(now, target) {
@@ -122,7 +164,19 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        let Some(event) = ep.next_event(wake).await else {
+        // Phone events first, so a command sees every event before it. A
+        // request cancels a next_event parked on its channels and timers,
+        // which is safe; only a TCP connect in its flush could be cut short,
+        // and this phone sends over UDP.
+        let next = tokio::select! {
+            biased;
+            next = ep.next_event(wake) => next,
+            request = control.request() => {
+                control.answer(request, &mut ep);
+                continue;
+            }
+        };
+        let Some(event) = next else {
             if hangup_at.is_some_and(|h| h <= ep.now()) {
                 hangup_at = None;
                 if let Some(uuid) = ours {
@@ -141,9 +195,10 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         };
         match event {
-            EndpointEvent::Sip { .. } => print(&describe(event)),
+            EndpointEvent::Sip { .. } | EndpointEvent::Audio(_) => print(&describe(event)),
             EndpointEvent::Phone(e) => {
                 print(&format!("  {}", e.describe()));
+                control.observe(ep.now(), &e);
                 match e {
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);
@@ -159,6 +214,7 @@ async fn phone(args: PhoneArgs) -> anyhow::Result<ExitCode> {
                             for e in ep.run_for(Duration::from_millis(200)).await {
                                 print(&describe(e));
                             }
+                            ep.stop_audio().await;
                             print(&format!("{ended} call(s) ended; done"));
                             return Ok(ExitCode::SUCCESS);
                         }
@@ -187,5 +243,6 @@ fn describe(event: EndpointEvent) -> String {
             }
         }
         EndpointEvent::Phone(e) => format!("  {}", e.describe()),
+        EndpointEvent::Audio(e) => format!("  {}", e.describe()),
     }
 }

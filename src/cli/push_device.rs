@@ -4,6 +4,7 @@
 //! keeps its link (and its tokens) across lost connections and restarts of
 //! the service.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -84,31 +85,36 @@ pub fn run(args: PushDeviceArgs) -> anyhow::Result<ExitCode> {
         }
         let mut pushes = 0;
         while let Some(event) = link.next_event().await {
-            match event {
-                ConnectionEvent::Connected => println!("connected {}", args.service),
-                ConnectionEvent::Disconnected { reason } => println!("disconnected {reason}"),
-                ConnectionEvent::Token { bundle_id, token } => {
-                    println!("token {bundle_id} {token}")
-                }
+            let mut done = false;
+            let line = match event {
+                ConnectionEvent::Connected => format!("connected {}", args.service),
+                ConnectionEvent::Disconnected { reason } => format!("disconnected {reason}"),
+                ConnectionEvent::Token { bundle_id, token } => format!("token {bundle_id} {token}"),
                 ConnectionEvent::TokenInvalidated { bundle_id } => {
-                    println!("invalidated {bundle_id}")
+                    format!("invalidated {bundle_id}")
                 }
                 ConnectionEvent::Push(push) => {
+                    pushes += 1;
+                    done = args.count.is_some_and(|n| pushes >= n);
                     let topic = push.topic.as_str();
-                    println!(
+                    format!(
                         "push {} apns-id={} topic={topic} type={} payload={}",
                         topic.strip_suffix(".voip").unwrap_or(topic),
                         push.apns_id,
                         push.push_type.header_value(),
                         String::from_utf8_lossy(&push.payload)
-                    );
-                    pushes += 1;
-                    if args.count.is_some_and(|n| pushes >= n) {
-                        // Let the acknowledgement go out before leaving.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        return Ok(ExitCode::SUCCESS);
-                    }
+                    )
                 }
+            };
+            // Whoever read our lines has gone (a closed pipe): nothing is
+            // left to report to, so leave quietly.
+            if !super::say(format_args!("{line}")) {
+                return Ok(ExitCode::SUCCESS);
+            }
+            if done {
+                // Let the acknowledgement go out before leaving.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                return Ok(ExitCode::SUCCESS);
             }
         }
         bail!("the device link stopped")
@@ -134,7 +140,6 @@ fn load_or_create_identity(path: &Path) -> anyhow::Result<DeviceIdentity> {
                 use std::os::unix::fs::OpenOptionsExt;
                 options.mode(0o600);
             }
-            use std::io::Write;
             let mut file = options
                 .open(path)
                 .with_context(|| format!("could not create {}", path.display()))?;

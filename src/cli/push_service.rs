@@ -148,24 +148,24 @@ async fn serve(args: PushServiceArgs, config: ServiceConfig) -> anyhow::Result<E
     let base = service.base_url();
     if tls {
         let ca = args.dir.join(CA_CERT);
-        println!(
+        super::say(format_args!(
             "push service listening on {base} (HTTP/2, TLS) — point an APNs client at {base} trusting the CA {}",
             ca.display()
-        );
+        ));
     } else {
-        println!(
+        super::say(format_args!(
             "push service listening on {base} (h2c) — point an APNs client at {base}, or curl --http2-prior-knowledge {base}/3/device/TOKEN"
-        );
+        ));
     }
-    println!(
+    super::say(format_args!(
         "devices connect to {base}{} (callkit-voip push-device --service {base} --topic BUNDLE.voip); tokens kept in {}",
         push::service::CONNECT_PATH,
         args.dir.join(STORE).display()
-    );
+    ));
     let mut tasks = Vec::new();
     for bundle in &args.devices {
         let device = service.devices().register(bundle);
-        println!("device {bundle} token {}", device.token());
+        super::say(format_args!("device {bundle} token {}", device.token()));
         tasks.push(tokio::spawn(watch(device)));
     }
     // Serve until killed (Ctrl-C): the devices' tasks keep the service's
@@ -180,16 +180,22 @@ async fn serve(args: PushServiceArgs, config: ServiceConfig) -> anyhow::Result<E
 async fn watch(mut device: DeviceHandle) {
     let bundle = device.bundle_id().to_owned();
     while let Some(event) = device.recv().await {
-        match event {
-            DeviceEvent::Push(push) => println!(
+        // The service keeps serving, and this device keeps taking its
+        // pushes, whether or not anyone still reads our lines.
+        let _ = match event {
+            DeviceEvent::Push(push) => super::say(format_args!(
                 "push {bundle} apns-id={} topic={} payload={}",
                 push.apns_id,
                 push.topic,
                 String::from_utf8_lossy(&push.payload)
-            ),
-            DeviceEvent::TokenUpdated { token, .. } => println!("device {bundle} token {token}"),
-            DeviceEvent::TokenInvalidated { .. } => println!("device {bundle} token invalidated"),
-        }
+            )),
+            DeviceEvent::TokenUpdated { token, .. } => {
+                super::say(format_args!("device {bundle} token {token}"))
+            }
+            DeviceEvent::TokenInvalidated { .. } => {
+                super::say(format_args!("device {bundle} token invalidated"))
+            }
+        };
     }
 }
 

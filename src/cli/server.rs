@@ -132,7 +132,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("the server did not start (database {})", db.display()))?;
         let udp = running.local_addr(Transport::Udp);
         let tcp = running.local_addr(Transport::Tcp);
-        println!(
+        super::say(format_args!(
             "callkit-voip server: sip udp {} tcp {}{} metrics {} push {}",
             udp.map(|a| a.to_string()).unwrap_or_default(),
             tcp.map(|a| a.to_string()).unwrap_or_default(),
@@ -148,7 +148,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<ExitCode> {
                 .push_service()
                 .map(|s| format!("in-process {}", s.base_url()))
                 .unwrap_or_else(|| "external".into()),
-        );
+        ));
         // Every acknowledged REGISTER is already on disk: Ctrl-C or kill -9 lose nothing.
         running.wait().await;
         Ok(ExitCode::SUCCESS)

@@ -85,3 +85,40 @@ pub fn write_tone_wav(path: &Path, seconds: u32) {
     wav.extend_from_slice(&samples);
     std::fs::write(path, wav).unwrap();
 }
+
+/// Which of `candidates` dominates the sound in a WAV file (16-bit PCM, from
+/// its first sample louder than silence): Goertzel power, at least 20 dB
+/// above every other candidate; otherwise what was found, as the error.
+pub fn dominant_tone(path: &Path, candidates: &[f64]) -> Result<f64, String> {
+    use media::AudioSource;
+    let mut wav = media::audio::WavSource::open(path).map_err(|e| format!("{path:?}: {e}"))?;
+    let rate = wav.sample_rate();
+    let mut samples = Vec::new();
+    let mut block = [0i16; 4096];
+    // Bounded: at most ten minutes of audio.
+    for _ in 0..(rate as usize * 600 / block.len()) {
+        let n = wav.read(&mut block);
+        samples.extend_from_slice(&block[..n]);
+        if n < block.len() {
+            break;
+        }
+    }
+    let start = samples
+        .iter()
+        .position(|s| s.unsigned_abs() > 1000)
+        .ok_or_else(|| format!("{path:?}: only silence in {} samples", samples.len()))?;
+    let sound = &samples[start..];
+    if sound.len() < rate as usize / 5 {
+        return Err(format!("{path:?}: only {} samples of sound", sound.len()));
+    }
+    let mut powers: Vec<(f64, f64)> = candidates
+        .iter()
+        .map(|&f| (f, media::goertzel::goertzel_power(sound, rate, f)))
+        .collect();
+    powers.sort_by(|a, b| b.1.total_cmp(&a.1));
+    match powers.as_slice() {
+        [(f, p), (_, next), ..] if *p > 100.0 * next.max(f64::MIN_POSITIVE) => Ok(*f),
+        [(f, _)] => Ok(*f),
+        _ => Err(format!("{path:?}: no tone dominates: {powers:?}")),
+    }
+}

@@ -56,7 +56,11 @@ pub(crate) struct Activation {
 ///
 /// Handed out by the did-activate event and revoked by did-deactivate: after
 /// that, [`is_active`](Self::is_active) is false and media must stop.
-#[derive(Debug)]
+///
+/// The system activates one session for all calls, so the proof can be
+/// cloned: every call's media borrows the same activation, and one
+/// did-deactivate revokes every clone. Cloning never makes a session active.
+#[derive(Debug, Clone)]
 pub struct ActiveAudioSession {
     activation: Arc<Activation>,
 }

@@ -7,6 +7,7 @@
 //! (for that one type): the rule lives in the token's type, not in a check.
 
 use std::io;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use callkit::ActiveAudioSession;
@@ -94,8 +95,11 @@ pub struct MediaEngine;
 impl MediaEngine {
     /// Runs the call's audio on `sockets` (bound when the SDP was made)
     /// until stopped or until the system deactivates `session`.
+    ///
+    /// The session is borrowed: CallKit activates one audio session for all
+    /// calls, and each call's engine holds a share of that one activation.
     pub fn start(
-        session: ActiveAudioSession,
+        session: &ActiveAudioSession,
         sockets: impl Into<MediaSockets>,
         call: CallMedia,
     ) -> Result<RunningCall, EngineError> {
@@ -148,7 +152,7 @@ impl MediaEngine {
         let (commands, command_rx) = mpsc::unbounded_channel();
         let (digit_tx, digits) = mpsc::unbounded_channel();
         let task = tokio::spawn(run(Running {
-            session,
+            session: session.clone(),
             udp,
             sender,
             receiver,
@@ -218,6 +222,11 @@ impl RunningCall {
     /// The next DTMF digit the far side sent; `None` once media has stopped.
     pub async fn next_digit(&mut self) -> Option<ReceivedDigit> {
         self.digits.recv().await
+    }
+
+    /// [`next_digit`](Self::next_digit) for a driver that polls several calls at once.
+    pub fn poll_digit(&mut self, cx: &mut Context<'_>) -> Poll<Option<ReceivedDigit>> {
+        self.digits.poll_recv(cx)
     }
 
     /// Stops the audio (final RTCP report and BYE) and returns the call's quality.

@@ -95,7 +95,7 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
     // Bob's sound card runs at 44.1 kHz in and 48 kHz out: the engine resamples.
     let bob_hears = Recording::new(48_000);
     let alice = MediaEngine::start(
-        alice_audio,
+        &alice_audio,
         alice_socket,
         CallMedia {
             negotiated: alice_negotiated,
@@ -106,7 +106,7 @@ async fn two_phones_hear_each_other_and_exchange_dtmf() {
     )
     .unwrap();
     let mut bob = MediaEngine::start(
-        bob_audio,
+        &bob_audio,
         bob_socket,
         CallMedia {
             negotiated: bob_negotiated,
@@ -171,7 +171,7 @@ async fn one_engine_to_a_raw_peer() -> (RunningCall, UdpSocket, CallSystem, Uuid
     let negotiated = ours.accept_answer(&answer).unwrap();
     let (system, uuid, audio) = activated_call();
     let call = MediaEngine::start(
-        audio,
+        &audio,
         socket,
         CallMedia {
             negotiated,

@@ -10,7 +10,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use phone::{Phone, PhoneConfig, PushConfig, SimpleSdp};
+use phone::{Phone, PhoneConfig, PushConfig, SdpNegotiator};
 use sip::ua::UaConfig;
 use sip::{Message, MessageBuilder, Method};
 
@@ -35,7 +35,7 @@ fn phone(now: Instant) -> Phone<&'static str> {
                 false,
             ))
         }),
-        Box::new(SimpleSdp::new([127, 0, 0, 1].into(), 40000, 1)),
+        Box::new(SdpNegotiator::counting([127, 0, 0, 1].into(), 40000)),
     );
     p.start(now);
     p.handle_push_credentials(now, vec![0xb0; 32]);

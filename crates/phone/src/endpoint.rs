@@ -1,10 +1,12 @@
 //! A [`Phone`] on real sockets: the thin tokio driver. It feeds the core
 //! what the SIP [`TransportLayer`] receives and what the push service's
 //! device handle delivers, sends what the core transmits, and sleeps until
-//! its next timer. Every decision stays in the sans-IO core.
+//! its next timer. Every decision stays in the sans-IO core. It also runs
+//! the calls' audio ([`crate::audio`]): the media engine, started when
+//! CallKit activates the audio session.
 
 use std::net::{IpAddr, SocketAddr};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use push::service::{DeviceEvent, DeviceHandle};
 use sip::endpoint::resolve_uri;
@@ -13,10 +15,11 @@ use sip::ua::UaConfig;
 use sip::TransportLayer;
 use tokio::sync::mpsc;
 
+use crate::audio::{AudioEvent, AudioIn, AudioOut, BoundPorts, PhoneAudio};
 use crate::config::PhoneConfig;
 use crate::event::PhoneEvent;
 use crate::phone::Phone;
-use crate::sdp::SimpleSdp;
+use crate::sdp::SdpNegotiator;
 
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
@@ -34,6 +37,8 @@ pub enum EndpointEvent {
         peer: SocketAddr,
         line: String,
     },
+    /// The calls' audio: an engine started or stopped, a DTMF digit received.
+    Audio(AudioEvent),
 }
 
 /// A phone bound to a local address.
@@ -45,6 +50,7 @@ pub struct PhoneEndpoint {
     device: Option<DeviceHandle>,
     started: bool,
     wire: std::collections::VecDeque<EndpointEvent>,
+    audio: PhoneAudio,
 }
 
 fn first_line(bytes: &[u8]) -> String {
@@ -58,8 +64,11 @@ fn first_line(bytes: &[u8]) -> String {
 impl PhoneEndpoint {
     /// Binds UDP and TCP on `bind` (port 0 picks one) for `config`'s AOR;
     /// the contact names the bound UDP address. `configure` adjusts the
-    /// SIP identity (credentials, timers, display name). Media ports are
-    /// offered from `media_port` up (0: from 40000), on the bound address.
+    /// SIP identity (credentials, timers, display name). RTP ports are bound
+    /// on the bound address when a call's SDP is made: even/odd pairs from
+    /// `media_port` up, or with 0 two ports the system picks. Audio is
+    /// silence in and nowhere out until [`Self::set_audio`] (or the sound
+    /// card with the `device` feature).
     pub async fn bind(
         bind: SocketAddr,
         config: PhoneConfig,
@@ -86,11 +95,9 @@ impl PhoneEndpoint {
             format!("UDP {host}:{}", local.port()),
         );
         configure(&mut ua);
-        let session_id = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs());
-        let media_port = if media_port == 0 { 40000 } else { media_port };
-        let media = SimpleSdp::new(local.ip(), media_port, session_id);
+        let ports = BoundPorts::new(local.ip(), media_port);
+        let audio = PhoneAudio::new(config.aor.clone(), &ports);
+        let media = SdpNegotiator::new(local.ip(), Box::new(ports));
         let phone = Phone::new(config, ua, Box::new(resolve_uri), Box::new(media));
         Ok(PhoneEndpoint {
             phone,
@@ -100,7 +107,21 @@ impl PhoneEndpoint {
             device: None,
             started: false,
             wire: Default::default(),
+            audio,
         })
+    }
+
+    /// Where calls' audio comes from and goes (for calls whose engine starts later).
+    pub fn set_audio(&mut self, input: AudioIn, output: AudioOut) {
+        self.audio.configure(input, output);
+    }
+
+    /// Stops every call's audio (final RTCP out, a WAV recording complete).
+    pub async fn stop_audio(&mut self) {
+        self.audio.stop_all().await;
+        while let Some(e) = self.audio.poll_event() {
+            self.wire.push_back(EndpointEvent::Audio(e));
+        }
     }
 
     /// Starts the phone ([`Phone::start`]): it registers, or asks PushKit
@@ -136,6 +157,8 @@ impl PhoneEndpoint {
     }
 
     /// The sans-IO core, to start, call, answer, hold… (pass [`Self::now`]).
+    /// Take its events through [`Self::next_event`] or
+    /// [`Self::poll_phone_event`], so the calls' audio sees them.
     pub fn phone(&mut self) -> &mut Phone<Target> {
         &mut self.phone
     }
@@ -182,6 +205,24 @@ impl PhoneEndpoint {
         }
     }
 
+    /// The phone's next queued event, once the calls' audio has acted on it
+    /// (an engine started at `StartAudio`, stopped at `MediaEnded`…); `None`
+    /// if none is queued. Use this, not `phone().poll_event()`, which would
+    /// keep the event from the audio.
+    pub async fn poll_phone_event(&mut self) -> Option<PhoneEvent> {
+        let e = self.phone.poll_event()?;
+        self.audio.on_phone_event(&e);
+        let held: Vec<uuid::Uuid> = self
+            .phone
+            .calls()
+            .into_iter()
+            .filter(|c| c.held)
+            .map(|c| c.uuid)
+            .collect();
+        self.audio.reconcile(|uuid| held.contains(&uuid)).await;
+        Some(e)
+    }
+
     /// Runs the phone until its next event (or SIP message), or `None` at `deadline`.
     pub async fn next_event(&mut self, deadline: Instant) -> Option<EndpointEvent> {
         loop {
@@ -189,7 +230,10 @@ impl PhoneEndpoint {
             if let Some(e) = self.wire.pop_front() {
                 return Some(e);
             }
-            if let Some(e) = self.phone.poll_event() {
+            if let Some(e) = self.audio.poll_event() {
+                return Some(EndpointEvent::Audio(e));
+            }
+            if let Some(e) = self.poll_phone_event().await {
                 return Some(EndpointEvent::Phone(e));
             }
             let wake = self
@@ -202,7 +246,12 @@ impl PhoneEndpoint {
                     None => std::future::pending().await,
                 }
             };
+            let audio = &mut self.audio;
+            let digit = std::future::poll_fn(|cx| audio.poll_digit(cx));
             tokio::select! {
+                (uuid, digit, duration) = digit => {
+                    self.audio.digit_received(uuid, digit, duration);
+                }
                 received = self.incoming.recv() => {
                     let inc = received?;
                     self.receive(inc);
@@ -214,7 +263,13 @@ impl PhoneEndpoint {
                 _ = tokio::time::sleep_until(wake.into()) => {
                     if now() >= deadline {
                         self.flush().await;
-                        return self.wire.pop_front().or_else(|| self.phone.poll_event().map(EndpointEvent::Phone));
+                        if let Some(e) = self.wire.pop_front() {
+                            return Some(e);
+                        }
+                        if let Some(e) = self.audio.poll_event() {
+                            return Some(EndpointEvent::Audio(e));
+                        }
+                        return self.poll_phone_event().await.map(EndpointEvent::Phone);
                     }
                     self.phone.handle_timeout(now());
                 }

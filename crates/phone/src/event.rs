@@ -149,7 +149,7 @@ impl PhoneEvent {
             PhoneEvent::StopAudio => "audio session deactivated: stop media".into(),
             PhoneEvent::Media { uuid, session } => format!(
                 "{uuid}: media {} {} → {}",
-                session.codec,
+                session.codec_name(),
                 session.direction.as_str(),
                 session
                     .remote

@@ -11,19 +11,19 @@
 //! session ([`PhoneEvent::StartAudio`]). Outgoing calls, hold (re-INVITE),
 //! mute, DTMF, call waiting and every way a call ends map the same way.
 //!
-//! SDP sits behind [`MediaNegotiator`] so the media engine plugs in;
-//! [`SimpleSdp`] is a real minimal one (PCMU + telephone events).
+//! SDP sits behind [`MediaNegotiator`]; [`SdpNegotiator`] offers and
+//! answers PCMU, PCMA, Opus and telephone events with `media::sdp`.
 //!
 //! ```
 //! use std::time::Instant;
-//! use phone::{Phone, PhoneConfig, PhoneEvent, PushConfig, SimpleSdp};
+//! use phone::{Phone, PhoneConfig, PhoneEvent, PushConfig, SdpNegotiator};
 //! use sip::ua::UaConfig;
 //!
 //! let now = Instant::now();
 //! let mut config = PhoneConfig::new("sip:bob@example.com");
 //! config.push = Some(PushConfig::new("TEAM123456", "com.example.phone"));
 //! let ua = UaConfig::new("sip:bob@example.com", "sip:bob@192.0.2.2:5060", "UDP 192.0.2.2:5060");
-//! let media = SimpleSdp::new([192, 0, 2, 2].into(), 40000, 1);
+//! let media = SdpNegotiator::counting([192, 0, 2, 2].into(), 40000);
 //! let mut bob: Phone<&str> =
 //!     Phone::new(config, ua, Box::new(|_uri| Some(("server", false))), Box::new(media));
 //! bob.start(now);
@@ -45,10 +45,18 @@
 //! assert_eq!(bob.calls()[0].uuid, uuid); // the INVITE with this Call-ID will match it
 //! ```
 //!
+//! [`control`] turns lines of text (`call bob`, `answer`, `status`) into
+//! CallKit transactions on a phone: the `ctl` control endpoint's core.
+//!
 //! With the `net` feature, [`endpoint::PhoneEndpoint`] drives a phone on
-//! real sockets, timers and the push service's in-process devices.
+//! real sockets, timers and the push service's in-process devices, and
+//! runs each call's audio ([`audio`]: the media engine, from a tone, a WAV
+//! file or silence to a WAV file or nowhere; the sound card with `device`).
 
+#[cfg(feature = "net")]
+pub mod audio;
 mod config;
+pub mod control;
 #[cfg(feature = "net")]
 pub mod endpoint;
 mod event;
@@ -59,4 +67,7 @@ pub mod sdp;
 pub use config::{PhoneConfig, PushConfig};
 pub use event::PhoneEvent;
 pub use phone::{CallStage, Phone, PhoneCall};
-pub use sdp::{Direction, MediaNegotiator, MediaSession, SdpError, SimpleSdp};
+pub use sdp::{
+    CountingPorts, Direction, MediaNegotiator, MediaSession, PortPair, RtpPorts, SdpError,
+    SdpNegotiator,
+};

@@ -35,6 +35,7 @@ async fn until(ep: &mut PhoneEndpoint, stop: impl Fn(&PhoneEvent) -> bool) -> Ve
             EndpointEvent::Sip { outgoing, line, .. } => {
                 seen.push(format!("{} {line}", if outgoing { "→" } else { "←" }))
             }
+            EndpointEvent::Audio(e) => seen.push(e.describe()),
         }
     }
     panic!("timed out; saw {seen:#?}");

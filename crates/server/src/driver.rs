@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,9 +22,9 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
-use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
-use crate::store::{SqliteStore, Store, StoreError};
+use crate::store::{SqliteStore, Store, StoreError, User};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,8 @@ pub enum StartError {
     Tls(String),
     #[error("push: {0}")]
     Push(String),
+    #[error("cannot start the store's writer thread: {0}")]
+    Writer(std::io::Error),
     #[error("cannot listen for /metrics on {addr}: {source} — pick another metrics_listen")]
     Metrics {
         addr: SocketAddr,
@@ -111,6 +114,31 @@ pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     start_with_store(config, Box::new(store)).await
 }
 
+/// A server for one process on loopback — the demo and end-to-end tests:
+/// UDP and TCP on a port the OS picks on 127.0.0.1, SQLite at
+/// `db` with `users` (name, password) added, the in-process push service
+/// (whose devices phones attach to), no `/metrics` listener, and a push
+/// bucket of `bucket_timeout`.
+pub async fn start_on_loopback(
+    db: &Path,
+    users: &[(&str, &str)],
+    bucket_timeout: Duration,
+) -> Result<RunningServer, StartError> {
+    let config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        tls_listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        db: db.to_owned(),
+        metrics_listen: None,
+        bucket_timeout_secs: bucket_timeout.as_secs().max(1),
+        ..Config::default()
+    };
+    let mut store = SqliteStore::open(db)?;
+    for (name, password) in users {
+        store.add_user(&User::with_password(name, &config.realm, password)?)?;
+    }
+    start_with_store(config, Box::new(store)).await
+}
+
 /// [`start`] with a store of the caller's choosing.
 pub async fn start_with_store(
     config: Config,
@@ -149,6 +177,7 @@ pub async fn start_with_store(
         Duration::from_secs(config.nonce_lifetime_secs),
         &config.algorithms()?,
     );
+    let (writes, persisted) = spawn_writer(store.writer()?)?;
     let mut proxy = Proxy::new(
         proxy_config,
         store,
@@ -165,7 +194,14 @@ pub async fn start_with_store(
         None => None,
     };
     info!(%local, metrics = ?metrics_addr, "callkit-voip server listening");
-    let task = tokio::spawn(run(proxy, transport.clone(), incoming, client, metrics_rx));
+    let task = tokio::spawn(run(
+        proxy,
+        transport.clone(),
+        incoming,
+        client,
+        metrics_rx,
+        (writes, persisted),
+    ));
     Ok(RunningServer {
         transport,
         metrics_addr,
@@ -272,6 +308,36 @@ async fn serve_metrics(
     Ok(bound)
 }
 
+type Persisted = (WriteId, Result<(), StoreError>);
+
+/// The store's writer: a thread that commits the proxy's writes in order
+/// (each synced to disk), so the proxy task never blocks on it, and
+/// reports each one back. It ends when the proxy task drops its sender.
+fn spawn_writer(
+    mut store: Box<dyn Store>,
+) -> Result<
+    (
+        std::sync::mpsc::Sender<StoreWrite>,
+        mpsc::UnboundedReceiver<Persisted>,
+    ),
+    StartError,
+> {
+    let (writes, queue) = std::sync::mpsc::channel::<StoreWrite>();
+    let (done, persisted) = mpsc::unbounded_channel();
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            for w in queue {
+                let result = store.apply(&w.op);
+                if done.send((w.id, result)).is_err() {
+                    return;
+                }
+            }
+        })
+        .map_err(StartError::Writer)?;
+    Ok((writes, persisted))
+}
+
 /// The one task that owns the proxy.
 async fn run(
     mut proxy: Proxy,
@@ -279,6 +345,10 @@ async fn run(
     mut incoming: mpsc::Receiver<sip::Incoming>,
     client: Arc<ApnsClient>,
     mut metrics: mpsc::Receiver<oneshot::Sender<String>>,
+    (writes, mut persisted): (
+        std::sync::mpsc::Sender<StoreWrite>,
+        mpsc::UnboundedReceiver<Persisted>,
+    ),
 ) {
     let (push_tx, mut push_rx) = mpsc::channel::<(PushJob, PushResult)>(256);
     let mut purge = tokio::time::interval(Duration::from_secs(60));
@@ -291,6 +361,12 @@ async fn run(
                         if let Some(tx) = t.tx {
                             proxy.handle_transport_error(Instant::now(), tx);
                         }
+                    }
+                }
+                Output::Persist(write) => {
+                    let id = write.id;
+                    if writes.send(write).is_err() {
+                        proxy.handle_persisted(Instant::now(), id, Err(StoreError::WriterStopped));
                     }
                 }
                 Output::Push(job) => {
@@ -312,6 +388,9 @@ async fn run(
                 let source = Target::new(inc.transport, inc.source);
                 proxy.handle_message(Instant::now(), inc.message, source);
             }
+            Some((id, result)) = persisted.recv() => {
+                proxy.handle_persisted(Instant::now(), id, result);
+            }
             Some((job, result)) = push_rx.recv() => {
                 proxy.handle_push_result(Instant::now(), &job, result);
             }
@@ -322,9 +401,7 @@ async fn run(
                 let _ = reply.send(text);
             }
             _ = purge.tick() => {
-                if let Err(e) = proxy.store_mut().purge_expired(unix_now()) {
-                    warn!("purging expired bindings failed: {e}");
-                }
+                proxy.purge_expired(unix_now());
             }
             _ = tokio::time::sleep_until(wake.into()) => {
                 proxy.handle_timeout(Instant::now());

@@ -43,6 +43,6 @@ pub mod store;
 pub use auth::Authenticator;
 pub use config::Config;
 pub use pn::{PnError, PushProvider, PushTarget};
-pub use proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+pub use proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 pub use registrar::{Registrar, RegistrarConfig};
-pub use store::{Binding, SqliteStore, Store, StoreError, User};
+pub use store::{Binding, SqliteStore, Store, StoreError, User, WriteOp};

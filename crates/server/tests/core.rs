@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use server::auth::Authenticator;
-use server::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult};
+use server::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite};
 use server::registrar::{Registrar, RegistrarConfig};
 use server::store::{SqliteStore, Store, User};
 use sip::auth::Algorithm;
@@ -23,6 +23,11 @@ fn addr(port: u16) -> SocketAddr {
 
 struct Net {
     proxy: Proxy,
+    /// The store's writer (the driver's writer thread, here inline).
+    writer: Box<dyn Store>,
+    /// Writes kept back instead of committed (to look between write and commit).
+    hold_writes: bool,
+    held: Vec<StoreWrite>,
     now: Instant,
     sent: Vec<(SocketAddr, Message)>,
     pushes: Vec<PushJob>,
@@ -55,6 +60,7 @@ impl Net {
             &[Algorithm::Sha256, Algorithm::Md5],
         );
         let now = Instant::now();
+        let writer = store.writer().unwrap();
         let mut proxy = Proxy::new(
             config,
             Box::new(store),
@@ -64,6 +70,9 @@ impl Net {
         proxy.set_wall_clock(now, 1_700_000_000);
         Net {
             proxy,
+            writer,
+            hold_writes: false,
+            held: Vec::new(),
             now,
             sent: Vec::new(),
             pushes: Vec::new(),
@@ -80,6 +89,11 @@ impl Net {
                     self.sent.push((t.dest.addr, m));
                 }
                 Output::Push(job) => self.pushes.push(job),
+                Output::Persist(w) if self.hold_writes => self.held.push(w),
+                Output::Persist(w) => {
+                    let result = self.writer.apply(&w.op);
+                    self.proxy.handle_persisted(self.now, w.id, result);
+                }
             }
         }
     }
@@ -257,6 +271,20 @@ fn push_contact(port: u16) -> String {
     format!(
         "<sip:bob@127.0.0.1:{port};pn-provider=apns;pn-prid={TOKEN};pn-param=ABCDE12345.com.example.phone.voip>;+sip.pnsreg"
     )
+}
+
+/// The caller's CANCEL of `invite`, with a Reason.
+fn cancel_of(invite: &Message, reason: &str) -> Message {
+    MessageBuilder::request(Method::Cancel, invite.request_uri_str().unwrap())
+        .header("Via", invite.header(HeaderName::Via).unwrap())
+        .header("Max-Forwards", "70")
+        .header("From", invite.header(HeaderName::From).unwrap())
+        .header("To", invite.header(HeaderName::To).unwrap())
+        .header("Call-ID", invite.call_id().unwrap())
+        .header("CSeq", format!("{} CANCEL", invite.cseq().unwrap().seq))
+        .header("Reason", reason)
+        .build()
+        .unwrap()
 }
 
 fn requests(msgs: &[Message], method: Method) -> Vec<Message> {
@@ -522,15 +550,10 @@ fn a_cancel_before_the_device_registers_still_delivers_invite_then_cancel() {
     net.register("bob", "builder", 5072, &push_contact(5072), "reg");
     let invite = net.call("bob", "cancelled");
     let _job = net.pushes.pop().unwrap();
-    let cancel = MessageBuilder::request(Method::Cancel, invite.request_uri_str().unwrap())
-        .header("Via", invite.header(HeaderName::Via).unwrap())
-        .header("Max-Forwards", "70")
-        .header("From", invite.header(HeaderName::From).unwrap())
-        .header("To", invite.header(HeaderName::To).unwrap())
-        .header("Call-ID", "cancelled")
-        .header("CSeq", "2 CANCEL")
-        .header("Reason", "SIP;cause=487;text=\"Caller hung up\"");
-    net.deliver(5071, cancel.build().unwrap());
+    net.deliver(
+        5071,
+        cancel_of(&invite, "SIP;cause=487;text=\"Caller hung up\""),
+    );
     let up = net.take(5071);
     assert!(up
         .iter()
@@ -631,4 +654,105 @@ fn a_message_for_a_sleeping_phone_waits_for_it_too() {
     assert_eq!(&delivered[0].body()[..], b"wake up");
     net.answer(5082, &delivered[0], 200);
     assert_eq!(net.last_status(5095), Some(200));
+}
+
+#[test]
+fn a_pushed_phone_that_answers_a_cancelled_call_gets_ack_and_bye_from_the_proxy() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    let invite = net.call("bob", "raced");
+    let _job = net.pushes.pop().unwrap();
+    let reason = "SIP;cause=200;text=\"Call completed elsewhere\"";
+    net.deliver(5071, cancel_of(&invite, reason));
+    assert_eq!(net.last_status(5071), Some(487));
+    net.register("bob", "builder", 5082, &push_contact(5082), "reg");
+    let invites = requests(&net.take(5082), Method::Invite);
+    assert_eq!(invites.len(), 1);
+    net.answer(5082, &invites[0], 180);
+    assert_eq!(requests(&net.take(5082), Method::Cancel).len(), 1);
+    // The race: the phone's user answered before the CANCEL reached it.
+    net.answer(5082, &invites[0], 200);
+    let at_phone = net.take(5082);
+    let acks = requests(&at_phone, Method::Ack);
+    assert_eq!(acks.len(), 1, "the 2xx is ACKed: {at_phone:?}");
+    assert_eq!(acks[0].cseq().unwrap().seq, invites[0].cseq().unwrap().seq);
+    assert_eq!(acks[0].to().unwrap().tag(), Some("callee5082"));
+    assert_eq!(acks[0].request_uri_str(), Some("sip:bob@127.0.0.1:5082"));
+    let byes = requests(&at_phone, Method::Bye);
+    assert_eq!(byes.len(), 1, "then the dialog is ended: {at_phone:?}");
+    let bye = &byes[0];
+    assert_eq!(bye.call_id(), Some("raced"));
+    assert_eq!(bye.to().unwrap().tag(), Some("callee5082"));
+    assert_eq!(bye.from().unwrap().tag(), invite.from().unwrap().tag());
+    assert!(bye.routes().is_empty(), "no Route naming the proxy itself");
+    assert!(
+        bye.cseq().unwrap().seq > invites[0].cseq().unwrap().seq,
+        "a new CSeq in the dialog"
+    );
+    assert_eq!(bye.reasons()[0].cause(), Some(200), "the CANCEL's Reason");
+    assert!(
+        net.take(5071).is_empty(),
+        "the caller, already answered 487, never sees the 2xx"
+    );
+    // A retransmitted 2xx is ACKed again; the dialog is ended once.
+    net.answer(5082, &invites[0], 200);
+    let again = net.take(5082);
+    assert_eq!(requests(&again, Method::Ack).len(), 1);
+    assert!(requests(&again, Method::Bye).is_empty());
+    net.answer(5082, bye, 200);
+    net.advance(Duration::from_secs(40));
+    assert!(
+        net.take(5071).iter().all(|m| m.status() == Some(487)),
+        "only the unACKed 487's retransmissions"
+    );
+    assert!(
+        requests(&net.take(5082), Method::Bye).is_empty(),
+        "the BYE's 200 stopped its retransmissions"
+    );
+}
+
+#[test]
+fn a_register_is_answered_only_once_its_bindings_are_durable() {
+    let mut net = Net::new();
+    net.hold_writes = true;
+    let contact = push_contact(5072);
+    let b = net.register_builder("bob", 5072, &contact, "durable", 1);
+    net.deliver(5072, b.build().unwrap());
+    let challenge = net.response(5072);
+    let mut retry = net.register_builder("bob", 5072, &contact, "durable", 2);
+    let (n, v) = DigestClient::new("bob", "builder")
+        .authorize(&challenge, &retry)
+        .unwrap();
+    retry = retry.header(n.as_str(), v);
+    net.deliver(5072, retry.build().unwrap());
+    assert!(
+        net.take(5072).iter().all(|m| m.status() != Some(200)),
+        "no 2xx while the write is not committed"
+    );
+    assert_eq!(net.held.len(), 1, "one write handed to the writer");
+    assert!(net
+        .proxy
+        .store()
+        .bindings("sip:bob@127.0.0.1", 1_700_000_001)
+        .unwrap()
+        .is_empty());
+    // A call meanwhile already routes to the binding being written.
+    net.call("bob", "during-the-write");
+    assert_eq!(net.pushes.len(), 1, "pushed to the binding being written");
+    // The writer commits: now the 2xx leaves.
+    net.hold_writes = false;
+    for w in std::mem::take(&mut net.held) {
+        let result = net.writer.apply(&w.op);
+        net.proxy.handle_persisted(net.now, w.id, result);
+    }
+    net.pump();
+    assert_eq!(net.last_status(5072), Some(200));
+    assert_eq!(
+        net.proxy
+            .store()
+            .bindings("sip:bob@127.0.0.1", 1_700_000_001)
+            .unwrap()
+            .len(),
+        1
+    );
 }

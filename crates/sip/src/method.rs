@@ -24,23 +24,47 @@ pub enum Method {
 
 impl Method {
     pub fn from_token(t: &str) -> Method {
-        match t {
-            "INVITE" => Method::Invite,
-            "ACK" => Method::Ack,
-            "BYE" => Method::Bye,
-            "CANCEL" => Method::Cancel,
-            "REGISTER" => Method::Register,
-            "OPTIONS" => Method::Options,
-            "INFO" => Method::Info,
-            "UPDATE" => Method::Update,
-            "PRACK" => Method::Prack,
-            "SUBSCRIBE" => Method::Subscribe,
-            "NOTIFY" => Method::Notify,
-            "REFER" => Method::Refer,
-            "MESSAGE" => Method::Message,
-            "PUBLISH" => Method::Publish,
-            other => Method::Extension(other.into()),
+        Self::known(t.as_bytes()).unwrap_or_else(|| Method::Extension(t.into()))
+    }
+
+    /// [`Method::from_token`] for a token still in bytes: no UTF-8 check
+    /// unless it is an extension method (`None` if that is not UTF-8).
+    #[inline]
+    pub(crate) fn from_token_bytes(t: &[u8]) -> Option<Method> {
+        match Self::known(t) {
+            Some(m) => Some(m),
+            None => Some(Method::Extension(std::str::from_utf8(t).ok()?.into())),
         }
+    }
+
+    /// The method of RFC 3261 and its extensions that `t` names, if any.
+    #[inline(always)]
+    fn known(t: &[u8]) -> Option<Method> {
+        // The usual ones by one comparison of a word.
+        if let Ok(word) = <[u8; 6]>::try_from(t) {
+            match &word {
+                b"INVITE" => return Some(Method::Invite),
+                b"CANCEL" => return Some(Method::Cancel),
+                _ => {}
+            }
+        }
+        Some(match t {
+            b"INVITE" => Method::Invite,
+            b"ACK" => Method::Ack,
+            b"BYE" => Method::Bye,
+            b"CANCEL" => Method::Cancel,
+            b"REGISTER" => Method::Register,
+            b"OPTIONS" => Method::Options,
+            b"INFO" => Method::Info,
+            b"UPDATE" => Method::Update,
+            b"PRACK" => Method::Prack,
+            b"SUBSCRIBE" => Method::Subscribe,
+            b"NOTIFY" => Method::Notify,
+            b"REFER" => Method::Refer,
+            b"MESSAGE" => Method::Message,
+            b"PUBLISH" => Method::Publish,
+            _ => return None,
+        })
     }
 
     pub fn as_str(&self) -> &str {

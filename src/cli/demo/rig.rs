@@ -1,34 +1,25 @@
 //! One demo phone in its own task: a [`PhoneEndpoint`] driven on real
-//! sockets, the glue that starts the media engine when CallKit activates
-//! the audio session, and a channel of timestamped notes for the timeline.
-//!
-//! The phone crate negotiates SDP ([`MediaSession`]) and hands out the
-//! activation proof ([`PhoneEvent::StartAudio`]); the media crate runs a
-//! call's audio from both. This glue joins them: the engine starts once
-//! the session is active and the stream is known, and stops when the
-//! system deactivates the session (hold) or the stream ends.
+//! sockets — which runs the call's audio itself, starting the media engine
+//! when CallKit activates the audio session — with a tone as its
+//! microphone, a speaker that records what it plays for Goertzel, and a
+//! channel of timestamped notes for the timeline.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use callkit::{ActiveAudioSession, CallAction, CallEndedReason, Transaction};
+use callkit::{CallAction, CallEndedReason, Transaction};
 use media::audio::{Recording, Tone};
-use media::dtmf::DtmfDigit;
-use media::engine::{CallMedia, MediaEngine, RunningCall};
 use media::goertzel::goertzel_power;
-use media::sdp::{AudioCodec, NegotiatedAudio};
-use media::AudioSink;
+use media::{AudioSink, AudioSource};
+use phone::audio::{AudioEvent, AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
-use phone::{Direction, MediaSession, PhoneEvent};
-use tokio::net::UdpSocket;
+use phone::{Direction, PhoneEvent};
 use tokio::sync::{mpsc, oneshot};
 use uuid::Uuid;
 
 /// PCM rate of the G.711 stream the phones negotiate.
 const RATE: u32 = 8000;
-/// How long a sent DTMF digit lasts.
-const DIGIT_LENGTH: Duration = Duration::from_millis(120);
 /// A sample louder than this is sound, not the jitter buffer's silence.
 const SOUND: i16 = 1000;
 
@@ -106,17 +97,6 @@ pub struct Rig {
     pub deadline: Instant,
 }
 
-/// The media engine's side of one phone.
-#[derive(Default)]
-struct Audio {
-    activation: Option<ActiveAudioSession>,
-    stream: Option<MediaSession>,
-    /// A stream update arrived since the activation (e.g. the resume's answer).
-    updated_since_activation: bool,
-    running: Option<RunningCall>,
-    heard: Option<Heard>,
-}
-
 /// What the engine's current run played out.
 #[derive(Clone)]
 struct Heard {
@@ -151,54 +131,56 @@ impl AudioSink for Speaker {
     }
 }
 
-/// The phone's SDP direction as the media engine names it.
-fn media_direction(direction: Direction) -> media::sdp::Direction {
-    match direction {
-        Direction::SendRecv => media::sdp::Direction::SendRecv,
-        Direction::SendOnly => media::sdp::Direction::SendOnly,
-        Direction::RecvOnly => media::sdp::Direction::RecvOnly,
-        Direction::Inactive => media::sdp::Direction::Inactive,
-    }
-}
-
-/// The phone crate's negotiated stream as the media engine takes it.
-fn negotiated(stream: &MediaSession) -> Result<NegotiatedAudio, String> {
-    let codec = match stream.codec {
-        "PCMU" => AudioCodec::Pcmu,
-        "PCMA" => AudioCodec::Pcma,
-        other => return Err(format!("codec {other} is not one the demo's glue maps")),
-    };
-    Ok(NegotiatedAudio {
-        remote: stream.remote,
-        codec,
-        payload_type: stream.payload_type,
-        telephone_event: stream.telephone_event,
-        ptime: Duration::from_millis(20),
-        direction: media_direction(stream.direction),
-        rtcp_mux: false,
-        remote_rtcp: None,
-    })
-}
+/// The latest engine run's speaker, shared with the sink factory.
+type Latest = Arc<Mutex<Option<Heard>>>;
 
 impl Rig {
     pub async fn run(mut self) {
         let mut call: Option<Uuid> = None;
-        let mut audio = Audio::default();
+        let latest: Latest = Arc::default();
+        let tone = self.tone;
+        let speakers = latest.clone();
+        self.endpoint.set_audio(
+            AudioIn::Custom(Box::new(move || {
+                Ok(Box::new(Tone::new(tone, 8000, RATE)) as Box<dyn AudioSource>)
+            })),
+            AudioOut::Custom(Box::new(move || {
+                let heard = Heard {
+                    recording: Recording::new(RATE),
+                    first_sound: Arc::default(),
+                    reported: false,
+                };
+                let speaker = Speaker {
+                    recording: heard.recording.clone(),
+                    first_sound: heard.first_sound.clone(),
+                };
+                *speakers.lock().unwrap_or_else(PoisonError::into_inner) = Some(heard);
+                Ok(Box::new(speaker) as Box<dyn AudioSink>)
+            })),
+        );
         self.endpoint.start();
         while Instant::now() < self.deadline {
             while let Ok(command) = self.commands.try_recv() {
-                if !self.command(command, call, &mut audio).await {
-                    self.stop_engine(&mut audio).await;
+                if !self.command(command, call, &latest) {
+                    self.stop_audio().await;
                     return;
                 }
             }
             let wake = (Instant::now() + Duration::from_millis(5)).min(self.deadline);
             if let Some(event) = self.endpoint.next_event(wake).await {
-                self.event(event, &mut call, &mut audio).await;
+                self.event(event, &mut call).await;
             }
-            self.poll_audio(&mut audio).await;
+            self.poll_first_sound(&latest);
         }
-        self.stop_engine(&mut audio).await;
+        self.stop_audio().await;
+    }
+
+    async fn stop_audio(&mut self) {
+        self.endpoint.stop_audio().await;
+        let deadline = Instant::now();
+        while let Some(event) = self.endpoint.next_event(deadline).await {
+            self.event(event, &mut None).await;
+        }
     }
 
     fn note(&self, tag: &'static str, text: impl Into<String>, kind: Kind) {
@@ -212,7 +194,7 @@ impl Rig {
     }
 
     /// Carries out `command`; false on `Stop`.
-    async fn command(&mut self, command: Command, call: Option<Uuid>, audio: &mut Audio) -> bool {
+    fn command(&mut self, command: Command, call: Option<Uuid>, latest: &Latest) -> bool {
         let now = self.endpoint.now();
         let action = match command {
             Command::Stop => return false,
@@ -232,7 +214,11 @@ impl Rig {
                 return true;
             }
             Command::Listen { candidates, reply } => {
-                let _ = reply.send(listen(audio.heard.as_ref(), candidates));
+                let heard = latest
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .clone();
+                let _ = reply.send(listen(heard.as_ref(), candidates));
                 return true;
             }
             other => {
@@ -259,7 +245,7 @@ impl Rig {
         true
     }
 
-    async fn event(&mut self, event: EndpointEvent, call: &mut Option<Uuid>, audio: &mut Audio) {
+    async fn event(&mut self, event: EndpointEvent, call: &mut Option<Uuid>) {
         match event {
             EndpointEvent::Sip {
                 outgoing: true,
@@ -269,8 +255,8 @@ impl Rig {
                 // The endpoint hands out what went on the wire before the
                 // events of the same input: the timeline shows cause first
                 // (the push reported, then the REGISTER it caused).
-                while let Some(e) = self.endpoint.phone().poll_event() {
-                    self.phone_event(e, call, audio).await;
+                while let Some(e) = self.endpoint.poll_phone_event().await {
+                    self.phone_event(e, call);
                 }
                 self.note("SIP", "", Kind::SipOut { peer, line });
             }
@@ -279,11 +265,12 @@ impl Rig {
                 peer,
                 line,
             } => self.note("SIP", "", Kind::SipIn { peer, line }),
-            EndpointEvent::Phone(e) => self.phone_event(e, call, audio).await,
+            EndpointEvent::Phone(e) => self.phone_event(e, call),
+            EndpointEvent::Audio(e) => self.audio_event(e),
         }
     }
 
-    async fn phone_event(&mut self, e: PhoneEvent, call: &mut Option<Uuid>, audio: &mut Audio) {
+    fn phone_event(&mut self, e: PhoneEvent, call: &mut Option<Uuid>) {
         let text = e.describe();
         match e {
             PhoneEvent::Registered { push, .. } => {
@@ -317,191 +304,82 @@ impl Rig {
             PhoneEvent::CallRefused { .. } | PhoneEvent::ActionTimedOut { .. } => {
                 self.note("CallKit", text, Kind::Problem)
             }
-            PhoneEvent::StartAudio(session) => {
-                self.note("CallKit", text, Kind::AudioActivated);
-                audio.activation = Some(session);
-                audio.updated_since_activation = false;
-                self.maybe_start_engine(audio).await;
-            }
-            PhoneEvent::StopAudio => {
-                self.note("CallKit", text, Kind::AudioDeactivated);
-                audio.activation = None;
-                self.stop_engine(audio).await;
-            }
+            PhoneEvent::StartAudio(_) => self.note("CallKit", text, Kind::AudioActivated),
+            PhoneEvent::StopAudio => self.note("CallKit", text, Kind::AudioDeactivated),
             PhoneEvent::Media { session, .. } => {
-                self.note("media", text, Kind::Media(session.direction));
-                // A running engine follows hold and resume (bob answers
-                // alice's hold recvonly and stops sending).
-                if let Some(running) = &audio.running {
-                    running.set_direction(media_direction(session.direction));
-                }
-                audio.stream = Some(session);
-                audio.updated_since_activation = true;
-                self.maybe_start_engine(audio).await;
+                self.note("media", text, Kind::Media(session.direction))
             }
-            PhoneEvent::MediaEnded { .. } => {
-                self.note("media", text, Kind::Other);
-                audio.stream = None;
-                self.stop_engine(audio).await;
-            }
-            PhoneEvent::Muted { muted, .. } => {
-                self.note("media", text, Kind::Other);
-                if let Some(running) = &audio.running {
-                    running.set_muted(muted);
-                }
-            }
-            PhoneEvent::Dtmf { digits, .. } => {
-                let keys: Vec<DtmfDigit> =
-                    digits.chars().filter_map(DtmfDigit::from_char).collect();
-                match &audio.running {
-                    Some(running) if !keys.is_empty() => {
-                        running.play_dtmf(&keys, DIGIT_LENGTH);
-                        self.note(
-                            "media",
-                            format!("{text}: sending RFC 4733 events"),
-                            Kind::Other,
-                        );
-                    }
-                    _ => self.note(
-                        "media",
-                        format!("{text}: no running media to send it on"),
-                        Kind::Problem,
-                    ),
-                }
-            }
-        }
-    }
-
-    /// Starts the engine once CallKit activated audio and the stream is
-    /// known — after a resume, once its re-INVITE's answer updated the
-    /// stream, unless the stream already flows both ways.
-    async fn maybe_start_engine(&mut self, audio: &mut Audio) {
-        if audio.running.is_some() {
-            return;
-        }
-        let (Some(stream), true) = (&audio.stream, audio.activation.is_some()) else {
-            return;
-        };
-        if stream.direction != Direction::SendRecv && !audio.updated_since_activation {
-            return;
-        }
-        let stream = stream.clone();
-        let session = audio.activation.take().expect("checked above");
-        let negotiated = match negotiated(&stream) {
-            Ok(n) => n,
-            Err(e) => {
-                self.note("media", e, Kind::Problem);
-                return;
-            }
-        };
-        let ip: IpAddr = self.endpoint.local_addr().ip();
-        let socket = match UdpSocket::bind((ip, stream.local_port)).await {
-            Ok(s) => s,
-            Err(e) => {
-                let port = stream.local_port;
-                self.note(
-                    "media",
-                    format!("cannot bind RTP port {port}: {e}"),
-                    Kind::Problem,
-                );
-                return;
-            }
-        };
-        let heard = Heard {
-            recording: Recording::new(RATE),
-            first_sound: Arc::default(),
-            reported: false,
-        };
-        let call = CallMedia {
-            negotiated,
-            source: Box::new(Tone::new(self.tone, 8000, RATE)),
-            sink: Box::new(Speaker {
-                recording: heard.recording.clone(),
-                first_sound: heard.first_sound.clone(),
-            }),
-            cname: self.who.to_owned(),
-        };
-        match MediaEngine::start(session, socket, call) {
-            Ok(running) => {
-                audio.running = Some(running);
-                audio.heard = Some(heard);
-                let remote = stream
-                    .remote
-                    .map_or("nowhere yet".to_owned(), |a| a.to_string());
-                self.note(
-                    "media",
-                    format!(
-                        "media engine started: {} Hz tone out, {} {} on :{} ↔ {remote}",
-                        self.tone,
-                        stream.codec,
-                        stream.direction.as_str(),
-                        stream.local_port
-                    ),
-                    Kind::EngineStarted,
-                );
-            }
-            Err(e) => self.note("media", format!("media engine: {e}"), Kind::Problem),
-        }
-    }
-
-    async fn stop_engine(&mut self, audio: &mut Audio) {
-        let Some(running) = audio.running.take() else {
-            return;
-        };
-        match running.stop().await {
-            Ok(q) => {
-                let received = q.reception.map_or(0, |r| r.received);
-                self.note(
-                    "media",
-                    format!(
-                        "media engine stopped{}: {} RTP packets sent, {received} received",
-                        if q.deactivated {
-                            " by the deactivation"
-                        } else {
-                            ""
-                        },
-                        q.sent
-                    ),
-                    Kind::EngineStopped,
-                );
-            }
-            Err(e) => self.note("media", format!("media engine stopped: {e}"), Kind::Problem),
-        }
-    }
-
-    /// Reports the first sound played and DTMF digits received.
-    async fn poll_audio(&mut self, audio: &mut Audio) {
-        if let Some(heard) = &mut audio.heard {
-            let first = *heard
-                .first_sound
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if let (Some(at), false) = (first, heard.reported) {
-                heard.reported = true;
-                let _ = self.notes.send(Note {
-                    at,
-                    who: self.who,
-                    tag: "media",
-                    text: "first audio frame with sound played out".into(),
-                    kind: Kind::FirstSound,
-                });
-            }
-        }
-        let Some(running) = &mut audio.running else {
-            return;
-        };
-        // Polls once: a digit already received, or none yet.
-        while let Ok(Some(digit)) = tokio::time::timeout(Duration::ZERO, running.next_digit()).await
-        {
-            let c = digit.digit.as_char();
-            self.note(
+            PhoneEvent::Dtmf { .. } => self.note(
                 "media",
-                format!(
-                    "DTMF {c} received (RFC 4733, {} ms)",
-                    digit.duration.as_millis()
-                ),
-                Kind::Digit(c),
-            );
+                format!("{text}: sending RFC 4733 events"),
+                Kind::Other,
+            ),
+            PhoneEvent::MediaEnded { .. } | PhoneEvent::Muted { .. } => {
+                self.note("media", text, Kind::Other)
+            }
+        }
+    }
+
+    fn audio_event(&mut self, e: AudioEvent) {
+        let text = match &e {
+            AudioEvent::Started {
+                codec,
+                direction,
+                local_port,
+                remote,
+                ..
+            } => format!(
+                "media engine started: {} Hz tone out, {codec} {} on :{local_port} ↔ {}",
+                self.tone,
+                direction.as_str(),
+                remote.map_or("nowhere yet".to_owned(), |a| a.to_string())
+            ),
+            AudioEvent::Stopped { quality, .. } => format!(
+                "media engine stopped{}: {} RTP packets sent, {} received",
+                if quality.deactivated {
+                    " by the deactivation"
+                } else {
+                    ""
+                },
+                quality.sent,
+                quality.reception.map_or(0, |r| r.received)
+            ),
+            AudioEvent::DigitReceived {
+                digit, duration, ..
+            } => format!(
+                "DTMF {digit} received (RFC 4733, {} ms)",
+                duration.as_millis()
+            ),
+            AudioEvent::Problem { error, .. } => format!("media: {error}"),
+        };
+        let kind = match e {
+            AudioEvent::Started { .. } => Kind::EngineStarted,
+            AudioEvent::Stopped { .. } => Kind::EngineStopped,
+            AudioEvent::DigitReceived { digit, .. } => Kind::Digit(digit),
+            AudioEvent::Problem { .. } => Kind::Problem,
+        };
+        self.note("media", text, kind);
+    }
+
+    /// Reports the first sound the current engine run played.
+    fn poll_first_sound(&mut self, latest: &Latest) {
+        let mut latest = latest.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(heard) = latest.as_mut() else {
+            return;
+        };
+        let first = *heard
+            .first_sound
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let (Some(at), false) = (first, heard.reported) {
+            heard.reported = true;
+            let _ = self.notes.send(Note {
+                at,
+                who: self.who,
+                tag: "media",
+                text: "first audio frame with sound played out".into(),
+                kind: Kind::FirstSound,
+            });
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use callkit::{CallScreen, CallUi, ScriptedCallUi, UserDecision};
-use phone::{Phone, PhoneConfig, PhoneEvent, PushConfig, SimpleSdp};
+use phone::{Phone, PhoneConfig, PhoneEvent, PushConfig, SdpNegotiator};
 use sip::ua::{UaConfig, UserAgent};
 use sip::{HeaderName, Message, MessageBuilder, Method};
 
@@ -175,11 +175,8 @@ impl Sim {
         ua.display_name = Some(capitalised(name));
         let mut nodes: Vec<Addr> = self.nodes.iter().map(|n| n.name).collect();
         nodes.extend(["alice", "bob", "carol", "dave", REGISTRAR]);
-        let media = SimpleSdp::new(
-            [127, 0, 0, 1].into(),
-            20000 + 1000 * (seed % 40) as u16,
-            seed,
-        );
+        let media =
+            SdpNegotiator::counting([127, 0, 0, 1].into(), 20000 + 1000 * (seed % 40) as u16);
         let mut phone = Phone::new(config, ua, resolver(nodes), Box::new(media));
         let screens = Arc::new(Mutex::new(Vec::new()));
         phone.set_call_ui(Box::new(RecordingUi {

@@ -5,11 +5,14 @@
 //! responses come back through `context` and `responses`, which picks the best and
 //! cancels the branches a 2xx or a 6xx made moot.
 //!
-//! Inputs carry `now`; outputs are bytes to send and pushes to send
-//! ([`Output`]). The store is the one thing called synchronously: a
-//! REGISTER is durable before its 2xx leaves.
+//! Inputs carry `now`; outputs are bytes to send, pushes to send and
+//! store writes ([`Output`]). The store is read synchronously (fast, no
+//! sync to disk); writes go to the driver's writer thread, and a
+//! REGISTER's 2xx leaves only once its bindings are durable (`persist`).
 
 mod context;
+mod ghost;
+mod persist;
 mod responses;
 mod route;
 
@@ -32,6 +35,9 @@ use crate::registrar::{RegisterOutcome, Registrar};
 use crate::store::{Binding, Store, StoreError};
 
 use context::{Branch, BranchState, Context};
+use ghost::Ghost;
+use persist::AwaitingWrite;
+pub use persist::{StoreWrite, WriteId};
 pub use route::Domains;
 
 /// What the core needs to know about itself.
@@ -74,6 +80,8 @@ pub enum PushResult {
 pub enum Output {
     Transmit(sip::transaction::Transmit<Target>),
     Push(PushJob),
+    /// A store write for the writer thread (see [`Proxy::handle_persisted`]).
+    Persist(StoreWrite),
 }
 
 pub struct Proxy {
@@ -86,10 +94,16 @@ pub struct Proxy {
     contexts: HashMap<u64, Context>,
     by_server: HashMap<ServerTxId, u64>,
     by_client: HashMap<ClientTxId, (u64, usize)>,
-    /// Requests delivered after the caller gave up: their answers are dropped.
-    ghosts: HashMap<ClientTxId, ()>,
+    /// Requests delivered after the caller gave up: a 2xx is ACKed and
+    /// ended here, never forwarded.
+    ghosts: HashMap<ClientTxId, Ghost>,
     next_context: u64,
     next_branch: u64,
+    next_write: u64,
+    /// Bindings handed to the writer and not yet durable, per AOR (the latest write).
+    unwritten: HashMap<String, (WriteId, Vec<Binding>)>,
+    /// REGISTERs answered once their write is durable.
+    awaiting: HashMap<WriteId, AwaitingWrite>,
     outputs: VecDeque<Output>,
     wall: (Instant, u64),
     flow_alive: FlowProbe,
@@ -120,6 +134,9 @@ impl Proxy {
             ghosts: HashMap::new(),
             next_context: 0,
             next_branch: 0,
+            next_write: 0,
+            unwritten: HashMap::new(),
+            awaiting: HashMap::new(),
             outputs: VecDeque::new(),
             wall: (Instant::now(), 0),
             flow_alive: Box::new(|_| false),
@@ -144,10 +161,6 @@ impl Proxy {
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
-    }
-
-    pub fn store_mut(&mut self) -> &mut dyn Store {
-        self.store.as_mut()
     }
 
     /// INVITE contexts still open (for `/metrics`).
@@ -211,9 +224,7 @@ impl Proxy {
                     "push token is dead (410): dropping its bindings"
                 );
                 self.metrics.push_failed(&reason);
-                if let Err(e) = self.store.drop_push_token(token) {
-                    tracing::error!("cannot drop the dead push token: {e}");
-                }
+                self.forget_push_token(token);
                 self.push_failed(now, job.id);
             }
             PushResult::Failed { reason } => {
@@ -441,7 +452,7 @@ impl Proxy {
         match to_local {
             Some((true, Some(user))) => {
                 let aor = format!("sip:{user}@{}", self.config.domains.primary());
-                let bindings = self.store.bindings(&aor, self.unix(now))?;
+                let bindings = self.live_bindings(&aor, self.unix(now))?;
                 if bindings.is_empty() {
                     let known = self.store.user(&user)?.is_some();
                     let code = if known { 480 } else { 404 };
@@ -492,7 +503,7 @@ impl Proxy {
         }
         let unix = self.unix(now);
         let aor = format!("sip:{user}@{}", self.config.domains.primary());
-        let current = self.store.bindings(&aor, unix)?;
+        let current = self.live_bindings(&aor, unix)?;
         let flow = route::flow_of(source);
         match self.registrar.handle(request, &aor, &flow, current, unix) {
             RegisterOutcome::Reply(b) => self.reply(now, id, b),
@@ -501,18 +512,8 @@ impl Proxy {
                 refreshed,
                 reply,
             } => {
-                // Durable before acknowledged.
-                self.store.set_bindings(&aor, &bindings)?;
-                self.metrics.registrations += 1;
-                self.reply(now, id, reply);
-                for binding in refreshed {
-                    if let Some(device) = &binding.push {
-                        for parked in self.bucket.registered(device) {
-                            self.metrics.bucket_released += 1;
-                            self.release(now, parked, &binding);
-                        }
-                    }
-                }
+                // Durable before acknowledged: the 2xx waits for the writer.
+                self.persist_registration(id, aor, bindings, refreshed, reply);
             }
         }
         Ok(())
@@ -654,12 +655,19 @@ impl Proxy {
             cancelled = parked.cancel.is_some(),
             "device re-registered: forwarding from the push bucket"
         );
-        let state = self.send_branch(now, parked.context, parked.branch, request, target);
+        let state = self.send_branch(
+            now,
+            parked.context,
+            parked.branch,
+            request.clone(),
+            target.clone(),
+        );
         match (&parked.cancel, state) {
             (Some(reason), BranchState::Pending(tx)) => {
-                // The caller is gone: deliver INVITE then CANCEL; answers are dropped.
+                // The caller is gone: deliver INVITE then CANCEL; a 2xx is ended here.
                 self.by_client.remove(&tx);
-                self.ghosts.insert(tx, ());
+                self.ghosts
+                    .insert(tx, Ghost::new(request, target, reason.clone()));
                 if let Err(e) = self.txl.cancel(now, tx, reason.as_deref()) {
                     tracing::debug!("cannot cancel the delivered INVITE: {e}");
                 }

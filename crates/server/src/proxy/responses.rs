@@ -16,6 +16,7 @@ impl Proxy {
 
     pub(super) fn on_response(&mut self, now: Instant, tx: ClientTxId, response: Message) {
         if self.ghosts.contains_key(&tx) {
+            self.on_ghost_response(now, tx, &response);
             return;
         }
         let Some(&(ctx_id, branch)) = self.by_client.get(&tx) else {

@@ -90,7 +90,7 @@ fn host_is(host: &Host<'_>, ip: IpAddr) -> bool {
     }
 }
 
-fn is_own_uri(uri: &SipUri<'_>, local: SocketAddr, domains: &Domains) -> bool {
+pub fn is_own_uri(uri: &SipUri<'_>, local: SocketAddr, domains: &Domains) -> bool {
     let port_ok = uri.port.unwrap_or(5060) == local.port();
     port_ok && uri.user.is_none() && (host_is(&uri.host, local.ip()) || domains.is_local(&uri.host))
 }

@@ -27,6 +27,8 @@ pub enum StoreError {
     NoSuchUser(String),
     #[error("{0:?} is not a valid user name — use letters, digits and . _ - + only")]
     BadUserName(String),
+    #[error("the store's writer thread stopped — see the log for its panic")]
+    WriterStopped,
 }
 
 /// A user of the served domain: its name and the HA1 per algorithm.
@@ -105,9 +107,34 @@ impl Binding {
     }
 }
 
+/// A write the proxy hands to its store's writer thread, in order (the
+/// proxy task itself never waits on a disk sync).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteOp {
+    /// [`Store::set_bindings`].
+    SetBindings { aor: String, bindings: Vec<Binding> },
+    /// [`Store::drop_push_token`].
+    DropPushToken { prid: String },
+    /// [`Store::purge_expired`].
+    PurgeExpired { now_unix: u64 },
+}
+
 /// The storage of a registrar and proxy. Each write is durable when it
 /// returns (an acknowledged REGISTER survives a crash).
 pub trait Store: Send {
+    /// Another handle on the same data, for a writer thread: what it
+    /// commits, this handle reads.
+    fn writer(&self) -> Result<Box<dyn Store>, StoreError>;
+
+    /// Carries out `op` (durable when it returns).
+    fn apply(&mut self, op: &WriteOp) -> Result<(), StoreError> {
+        match op {
+            WriteOp::SetBindings { aor, bindings } => self.set_bindings(aor, bindings),
+            WriteOp::DropPushToken { prid } => self.drop_push_token(prid).map(drop),
+            WriteOp::PurgeExpired { now_unix } => self.purge_expired(*now_unix).map(drop),
+        }
+    }
+
     fn add_user(&mut self, user: &User) -> Result<(), StoreError>;
     fn delete_user(&mut self, name: &str) -> Result<(), StoreError>;
     fn user(&self, name: &str) -> Result<Option<User>, StoreError>;

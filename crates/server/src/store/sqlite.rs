@@ -2,15 +2,47 @@
 //! so every committed write is on disk before the SIP answer that
 //! acknowledges it is sent.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
 use super::{Binding, Store, StoreError, User};
 use crate::pn::PushTarget;
 
 pub struct SqliteStore {
     db: Connection,
+    /// How to open another connection to the same database.
+    location: Location,
+}
+
+#[derive(Debug, Clone)]
+enum Location {
+    File(PathBuf),
+    /// A named in-memory database shared by this process's connections.
+    Memory(String),
+}
+
+impl Location {
+    fn connect(&self) -> rusqlite::Result<Connection> {
+        match self {
+            Location::File(path) => Connection::open(path),
+            Location::Memory(uri) => Connection::open_with_flags(
+                uri,
+                OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_URI
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            ),
+        }
+    }
+
+    fn memory() -> Location {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let pid = std::process::id();
+        Location::Memory(format!("file:callkit-{pid}-{n}?mode=memory&cache=shared"))
+    }
 }
 
 const SCHEMA: &str = "
@@ -43,22 +75,32 @@ CREATE INDEX IF NOT EXISTS bindings_prid ON bindings (pn_prid);
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path`.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        Self::init(Connection::open(path)?)
+        if path == Path::new(":memory:") {
+            return Self::in_memory();
+        }
+        Self::init(Location::File(path.to_owned()))
     }
 
-    /// A private in-memory database (tests, `--db :memory:`).
+    /// An in-memory database of this store and its writers only (tests,
+    /// `--db :memory:`).
     pub fn in_memory() -> Result<SqliteStore, StoreError> {
-        Self::init(Connection::open_in_memory()?)
+        Self::init(Location::memory())
     }
 
-    fn init(db: Connection) -> Result<SqliteStore, StoreError> {
+    fn init(location: Location) -> Result<SqliteStore, StoreError> {
+        let db = location.connect()?;
         // WAL keeps readers off the writer's back; FULL syncs the WAL on
         // every commit, which is what "acknowledged means durable" costs.
         db.pragma_update(None, "journal_mode", "WAL")?;
         db.pragma_update(None, "synchronous", "FULL")?;
         db.busy_timeout(std::time::Duration::from_secs(5))?;
+        if matches!(location, Location::Memory(_)) {
+            // Shared-cache readers take no table locks (no SQLITE_LOCKED
+            // while the writer commits); WAL does this for files.
+            db.pragma_update(None, "read_uncommitted", true)?;
+        }
         db.execute_batch(SCHEMA)?;
-        Ok(SqliteStore { db })
+        Ok(SqliteStore { db, location })
     }
 }
 
@@ -98,6 +140,10 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
 }
 
 impl Store for SqliteStore {
+    fn writer(&self) -> Result<Box<dyn Store>, StoreError> {
+        Ok(Box::new(Self::init(self.location.clone())?))
+    }
+
     fn add_user(&mut self, user: &User) -> Result<(), StoreError> {
         let inserted = self.db.execute(
             "INSERT OR IGNORE INTO users (name, realm, ha1_md5, ha1_sha256) VALUES (?1, ?2, ?3, ?4)",
@@ -264,6 +310,27 @@ mod tests {
         assert_eq!(s.drop_push_token(&tok).unwrap(), 1);
         assert_eq!(s.binding_count(1000).unwrap(), 1);
         assert_eq!(s.purge_expired(2000).unwrap(), 1);
+    }
+
+    #[test]
+    fn what_a_writer_commits_the_store_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = SqliteStore::open(&dir.path().join("w.db")).unwrap();
+        for store in [file, SqliteStore::in_memory().unwrap()] {
+            let mut writer = store.writer().unwrap();
+            let op = crate::store::WriteOp::SetBindings {
+                aor: "sip:bob@example.com".into(),
+                bindings: vec![binding("sip:bob@127.0.0.1:5070", None)],
+            };
+            writer.apply(&op).unwrap();
+            assert_eq!(store.bindings("sip:bob@example.com", 0).unwrap().len(), 1);
+        }
+        let other = SqliteStore::in_memory().unwrap();
+        assert_eq!(
+            other.bindings("sip:bob@example.com", 0).unwrap().len(),
+            0,
+            "each in-memory store is its own"
+        );
     }
 
     #[test]

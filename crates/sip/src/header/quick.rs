@@ -154,22 +154,37 @@ fn decimal(digits: &[u8]) -> u64 {
     digits.iter().fold(0, |n, &c| n * 10 + u64::from(c - b'0'))
 }
 
-/// The end of a quoted string at `b[i]` (a `"`), if it has no quoted-pair.
+/// The end of a quoted string at `b[i]` (a `"`), if it has no quoted-pair
+/// and no byte that [`plain`] refuses (so, read in place, it never runs
+/// past the end of its line).
 #[inline]
 fn quoted(b: &[u8], i: usize) -> Option<usize> {
     let j = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
-    (b[j] == b'"').then_some(j + 1)
+    (b[j] == b'"' && plain(&b[i + 1..j])).then_some(j + 1)
 }
 
-/// `*( SEMI generic-param )` from `s[i..]`, as `Params::scan_each` reads
+/// Is every byte of `b` printable ASCII or a control character after CR
+/// (no CR, LF, HT or byte of 0x80 and above)? Sixteen bytes a step, which
+/// the compiler makes a vector compare and a movemask.
+#[inline]
+pub(crate) fn plain(b: &[u8]) -> bool {
+    let special = |c: u8| (c as i8) < 14;
+    let mut chunks = b.chunks_exact(16);
+    let mut any = false;
+    for chunk in &mut chunks {
+        any |= chunk.iter().fold(false, |any, &c| any | special(c));
+    }
+    !any && !chunks.remainder().iter().any(|&c| special(c))
+}
+
+/// `*( SEMI generic-param )` from `b[i..]`, as `Params::scan_each` reads
 /// it, showing each to `each` (which may give up); the end of the last.
 #[inline(always)]
 fn params<'a>(
-    s: &'a str,
+    b: &'a [u8],
     mut i: usize,
-    mut each: impl FnMut(&'a str, Option<&'a str>) -> bool,
+    mut each: impl FnMut(&'a [u8], Option<&'a [u8]>) -> bool,
 ) -> Option<usize> {
-    let b = s.as_bytes();
     loop {
         let semi = ws(b, i);
         if b.get(semi) != Some(&b';') {
@@ -180,7 +195,7 @@ fn params<'a>(
         if end == name {
             return None;
         }
-        let name_text = &s[name..end];
+        let name_text = &b[name..end];
         let mut value = None;
         let eq = ws(b, end);
         if b.get(eq) == Some(&b'=') {
@@ -193,7 +208,7 @@ fn params<'a>(
             if end == v {
                 return None;
             }
-            value = Some(&s[v..end]);
+            value = Some(&b[v..end]);
         }
         if !each(name_text, value) {
             return None;
@@ -205,8 +220,7 @@ fn params<'a>(
 /// One `name-addr` with `<>` and its parameters at `b[i..]`, as
 /// `scan_one` reads it; the end of its last parameter.
 #[inline]
-fn name_addr(s: &str, i: usize) -> Option<usize> {
-    let b = s.as_bytes();
+fn name_addr(b: &[u8], i: usize) -> Option<usize> {
     let mut i = ws(b, i);
     if b.get(i) == Some(&b'"') {
         i = ws(b, quoted(b, i)?);
@@ -222,7 +236,7 @@ fn name_addr(s: &str, i: usize) -> Option<usize> {
     if b.get(end) != Some(&b'>') {
         return None;
     }
-    params(s, end + 1, |_, _| true)
+    params(b, end + 1, |_, _| true)
 }
 
 /// A request line of the usual shape, `METHOD SP sip-uri SP SIP/2.0`, as
@@ -238,36 +252,57 @@ pub(crate) fn request_line(line: &str) -> Option<(&str, &str)> {
         .then(|| (&line[..method], &line[method + 1..end]))
 }
 
+/// Does the value `b` end where its grammar, read from its start by
+/// `read`, ends (white space after it aside)?
+#[inline(always)]
+fn whole(b: &[u8], read: impl FnOnce(&[u8], usize) -> Option<usize>) -> bool {
+    read(b, 0).is_some_and(|end| ws(b, end) == b.len())
+}
+
 /// A Content-Type value: `type/subtype` and parameters.
 pub(crate) fn content_type(value: &str) -> bool {
-    let b = value.as_bytes();
-    let slash = run(b, 0, TOKEN);
-    if slash == 0 || b.get(slash) != Some(&b'/') {
-        return false;
+    whole(value.as_bytes(), content_type_at)
+}
+
+/// [`content_type`] read in place from `b[i..]`: where it ends.
+#[inline]
+pub(crate) fn content_type_at(b: &[u8], i: usize) -> Option<usize> {
+    let slash = run(b, i, TOKEN);
+    if slash == i || b.get(slash) != Some(&b'/') {
+        return None;
     }
     let end = run(b, slash + 1, TOKEN);
-    end > slash + 1 && params(value, end, |_, _| true).is_some_and(|end| ws(b, end) == b.len())
+    if end == slash + 1 {
+        return None;
+    }
+    params(b, end, |_, _| true)
 }
 
 /// A From or To value: one name-addr and nothing after it.
 pub(crate) fn single_addr(value: &str) -> bool {
-    let b = value.as_bytes();
-    name_addr(value, 0).is_some_and(|end| ws(b, end) == b.len())
+    whole(value.as_bytes(), name_addr)
+}
+
+/// [`single_addr`] read in place from `b[i..]`: where it ends.
+#[inline]
+pub(crate) fn single_addr_at(b: &[u8], i: usize) -> Option<usize> {
+    name_addr(b, i)
 }
 
 /// A Contact, Route, Record-Route or Path value: name-addrs separated by commas.
 pub(crate) fn addr_list(value: &str) -> bool {
-    let b = value.as_bytes();
-    let mut i = 0;
+    whole(value.as_bytes(), addr_list_at)
+}
+
+/// [`addr_list`] read in place from `b[i..]`: where it ends.
+#[inline]
+pub(crate) fn addr_list_at(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
-        let Some(end) = name_addr(value, i) else {
-            return false;
-        };
+        let end = name_addr(b, i)?;
         let next = ws(b, end);
         match b.get(next) {
-            None => return true,
             Some(b',') => i = next + 1,
-            Some(_) => return false,
+            _ => return Some(end),
         }
     }
 }
@@ -275,8 +310,12 @@ pub(crate) fn addr_list(value: &str) -> bool {
 /// A Via value: via-parms separated by commas, with the parameters RFC 3261
 /// and RFC 3581 give a meaning checked as `scan_vias` checks them.
 pub(crate) fn vias(value: &str) -> bool {
-    let b = value.as_bytes();
-    let mut i = 0;
+    whole(value.as_bytes(), vias_at)
+}
+
+/// [`vias`] read in place from `b[i..]`: where it ends.
+#[inline]
+pub(crate) fn vias_at(b: &[u8], mut i: usize) -> Option<usize> {
     loop {
         // sent-protocol: token / token / token, white space allowed around
         // '/'; nearly always SIP/2.0/ and a transport.
@@ -291,38 +330,52 @@ pub(crate) fn vias(value: &str) -> bool {
             let start = ws(b, i);
             i = run(b, start, TOKEN);
             if i == start {
-                return false;
+                return None;
             }
             if slash {
                 i = ws(b, i);
                 if b.get(i) != Some(&b'/') {
-                    return false;
+                    return None;
                 }
                 i += 1;
             }
         }
-        let Some(end) = host(b, ws(b, i)) else {
-            return false;
-        };
-        i = end;
+        i = host(b, ws(b, i))?;
         let colon = ws(b, i);
         if b.get(colon) == Some(&b':') {
             let start = ws(b, colon + 1);
             let end = b[start..].iter().take_while(|c| c.is_ascii_digit()).count();
             if !(1..=5).contains(&end) || decimal(&b[start..start + end]) > u64::from(u16::MAX) {
-                return false;
+                return None;
             }
             i = start + end;
         }
-        let each = |name, value| check_param(Param { name, value }).is_ok();
-        let Some(end) = params(value, i, each) else {
-            return false;
+        let each = |name: &[u8], value: Option<&[u8]>| {
+            // Only these can fail `check_param`: said without reading text.
+            let first = name.first().map(|c| c | 0x20);
+            let may_fail = match (name.len(), first) {
+                (3, Some(b't')) => true,
+                (5, Some(b'r')) => value.is_some(),
+                (6, Some(b'b')) | (8, Some(b'r')) | (5, Some(b'm')) => value.is_none(),
+                _ => false,
+            };
+            if !may_fail {
+                return true;
+            }
+            // Tokens and (checked) quoted strings: always UTF-8.
+            let (Ok(name), Ok(value)) = (
+                std::str::from_utf8(name),
+                value.map(std::str::from_utf8).transpose(),
+            ) else {
+                return false;
+            };
+            check_param(Param { name, value }).is_ok()
         };
+        let end = params(b, i, each)?;
         let next = ws(b, end);
         match b.get(next) {
-            None => return true,
             Some(b',') => i = next + 1,
-            Some(_) => return false,
+            _ => return Some(end),
         }
     }
 }

@@ -324,6 +324,25 @@ pub(crate) fn check_token_list(v: &str) -> Result<(), &'static str> {
     }
 }
 
+/// A list of the usual shape, tokens separated by `,` or `, `, read in
+/// place from `b[i..]` up to the CR that ends it: where that CR is. A
+/// subset of what [`check_token_list`] takes.
+#[inline]
+pub(crate) fn token_list_to_cr(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        let end = i + charclass::run(b.get(i..)?, charclass::TOKEN);
+        if end == i {
+            return None;
+        }
+        match b.get(end) {
+            Some(b'\r') => return Some(end),
+            Some(b',') if b.get(end + 1) == Some(&b' ') => i = end + 2,
+            Some(b',') => i = end + 1,
+            _ => return None,
+        }
+    }
+}
+
 /// Classes of bytes in a token list.
 const IN_TOKEN: u8 = 0;
 const IN_WS: u8 = 1;
