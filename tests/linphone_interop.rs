@@ -23,7 +23,7 @@ const STEP: Duration = Duration::from_secs(10);
 fn linphonec_registers_with_digest_and_calls_baresip_both_ways_through_the_server() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = our_server(dir.path());
+    let server = our_server(dir.path(), "MD5");
     let port = server.port;
     let mut bob = baresip(dir.path(), BOB, port);
     let mut alice = Linphonec::start(dir.path());

@@ -4,24 +4,34 @@
 //! digest (401), calls the peer (407 answered) and hangs up, then the peer
 //! calls our auto-answering phone and hangs up. Checked on both sides: our
 //! ladder (codes, CallKit reports, the ACK and BYE arriving from the proxy
-//! because it record-routed) and the peer's own call lines.
+//! because it record-routed), the peer's own call lines, and each side's
+//! recording for the other's tone (Goertzel).
 
 mod support;
 
+use std::path::Path;
 use std::time::Duration;
 
-use support::peers::{baresip, kamailio, our_server, ours, Linphonec, Running, ALICE, BOB};
+use support::peers::{
+    assert_heard, baresip, baresip_heard, kamailio, our_server, ours, Linphonec, Running, ALICE,
+    BARESIP_HZ, BOB, LINPHONEC_HZ,
+};
 use support::serial;
 
 const STEP: Duration = Duration::from_secs(10);
 
+/// The tone our phone sends, apart from baresip's and linphonec's.
+const OURS_HZ: f64 = 1800.0;
+
 /// Our phone as alice at the registrar on `port`: calls bob at once, hangs
-/// up a second after he answers, auto-answers, exits after two calls.
-fn our_phone(port: u16) -> Running {
+/// up a second after he answers, auto-answers, exits after two calls;
+/// sends [`OURS_HZ`] and records what it hears to `dir/ours.wav`. Its
+/// control socket sits in `dir`, apart from any other alice.
+fn our_phone(port: u16, dir: &Path) -> Running {
     let server = format!("127.0.0.1:{port}");
-    // Offered in SDP only (the CLI phone sends no audio): an even port no
-    // other test is likely to hold.
-    let media = (support::free_port() & !1).min(60000).to_string();
+    let tone = format!("tone:{OURS_HZ}");
+    let control = dir.join("alice.sock");
+    let heard = dir.join("ours.wav");
     let mut phone = ours(
         "our phone",
         60,
@@ -33,6 +43,8 @@ fn our_phone(port: u16) -> Running {
             &server,
             "--password",
             ALICE.1,
+            "--control",
+            control.to_str().unwrap(),
             "--call",
             "bob",
             "--hangup-after",
@@ -44,7 +56,11 @@ fn our_phone(port: u16) -> Running {
             "--timeout",
             "40",
             "--media-port",
-            &media,
+            "0",
+            "--audio-in",
+            &tone,
+            "--audio-out",
+            heard.to_str().unwrap(),
         ],
     );
     phone.expect("← 401 Unauthorized", STEP);
@@ -67,7 +83,7 @@ fn check_our_ladder(ladder: &str, port: u16) {
         "→ INVITE sip:bob@127.0.0.1",
         "← 407 Proxy Authentication Required",
         ": connected",
-        "media PCMU sendrecv → 127.0.0.1:",
+        "sendrecv → 127.0.0.1:",
         "→ BYE",
         "ended by the user",
         "← INVITE sip:alice@",
@@ -96,9 +112,9 @@ fn check_our_ladder(ladder: &str, port: u16) {
     }
 }
 
-fn our_phone_and_baresip_call_each_other(port: u16, dir: &std::path::Path) {
+fn our_phone_and_baresip_call_each_other(port: u16, dir: &Path) {
     let mut bob = baresip(dir, BOB, port);
-    let mut phone = our_phone(port);
+    let mut phone = our_phone(port, dir);
 
     phone.expect("ended by the user", STEP);
     bob.expect("Call established: sip:alice@127.0.0.1", STEP);
@@ -117,12 +133,20 @@ fn our_phone_and_baresip_call_each_other(port: u16, dir: &std::path::Path) {
     bob.expect(&format!("Call with {alice} terminated"), STEP);
     let ladder = phone.finish(STEP);
     check_our_ladder(&ladder, port);
+    drop(bob.stop());
+    // Each side heard the other's tone, in both calls.
+    let heard = baresip_heard(dir, "bob");
+    assert_eq!(heard.len(), 2, "baresip recorded both calls: {heard:?}");
+    for call in &heard {
+        assert_heard(call, OURS_HZ, BARESIP_HZ);
+    }
+    assert_heard(&dir.join("ours.wav"), BARESIP_HZ, OURS_HZ);
 }
 
-fn our_phone_and_linphonec_call_each_other(port: u16, dir: &std::path::Path) {
+fn our_phone_and_linphonec_call_each_other(port: u16, dir: &Path) {
     let mut bob = Linphonec::start(dir);
     bob.register(BOB, port);
-    let mut phone = our_phone(port);
+    let mut phone = our_phone(port, dir);
 
     bob.run
         .expect("Receiving new incoming call from sip:alice@127.0.0.1", STEP);
@@ -143,13 +167,17 @@ fn our_phone_and_linphonec_call_each_other(port: u16, dir: &std::path::Path) {
     let ladder = phone.finish(STEP);
     check_our_ladder(&ladder, port);
     bob.run.say("quit");
+    bob.run.expect("Terminating", STEP);
+    drop(bob.run.stop());
+    assert_heard(&bob.recording, OURS_HZ, LINPHONEC_HZ);
+    assert_heard(&dir.join("ours.wav"), LINPHONEC_HZ, OURS_HZ);
 }
 
 #[test]
 fn our_phone_and_baresip_call_each_other_through_our_server() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = our_server(dir.path());
+    let server = our_server(dir.path(), "MD5");
     our_phone_and_baresip_call_each_other(server.port, dir.path());
 }
 
@@ -165,7 +193,8 @@ fn our_phone_and_baresip_call_each_other_through_kamailio() {
 fn our_phone_and_linphonec_call_each_other_through_our_server() {
     let _g = serial();
     let dir = tempfile::tempdir().unwrap();
-    let server = our_server(dir.path());
+    // SHA-256 offered first (RFC 8760): liblinphone and our phone both take it.
+    let server = our_server(dir.path(), "SHA-256,MD5");
     our_phone_and_linphonec_call_each_other(server.port, dir.path());
 }
 

@@ -207,14 +207,15 @@ pub fn ours(name: &str, seconds: u32, args: &[&str]) -> Running {
 }
 
 /// Our registrar + proxy on a free port over a fresh SQLite file with alice
-/// and bob. MD5 digest: baresip 1.0 answers nothing else.
+/// and bob, challenging with the `digest` algorithms given, in order
+/// (baresip 1.0 answers only MD5).
 pub struct OurServer {
     pub port: u16,
     pub db: PathBuf,
     pub run: Running,
 }
 
-pub fn our_server(dir: &Path) -> OurServer {
+pub fn our_server(dir: &Path, digest: &str) -> OurServer {
     let db = dir.join("server.db");
     for (user, password) in [ALICE, BOB] {
         let out = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
@@ -240,7 +241,7 @@ pub fn our_server(dir: &Path) -> OurServer {
             "--metrics",
             "off",
             "--digest",
-            "MD5",
+            digest,
             "--db",
             db.to_str().unwrap(),
         ],
