@@ -263,3 +263,100 @@ fn baresip_calls_our_auto_answering_phone() {
         "our phone plays out baresip's tone:\n{out}"
     );
 }
+
+/// `seconds` of 440 Hz at 48 kHz in both channels: baresip's `aufile`
+/// source must match Opus's 48 kHz stereo.
+fn write_stereo_tone_48k(path: &Path, seconds: u32) {
+    let rate = 48_000u32;
+    let data: Vec<u8> = (0..rate * seconds)
+        .flat_map(|i| {
+            let v = (8000.0
+                * (2.0 * std::f64::consts::PI * 440.0 * f64::from(i) / f64::from(rate)).sin())
+                as i16;
+            let [a, b] = v.to_le_bytes();
+            [a, b, a, b]
+        })
+        .collect();
+    let mut wav = Vec::new();
+    wav.extend_from_slice(b"RIFF");
+    wav.extend_from_slice(&(36 + data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(b"WAVEfmt ");
+    wav.extend_from_slice(&16u32.to_le_bytes());
+    wav.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    wav.extend_from_slice(&2u16.to_le_bytes()); // stereo
+    wav.extend_from_slice(&rate.to_le_bytes());
+    wav.extend_from_slice(&(rate * 4).to_le_bytes()); // byte rate
+    wav.extend_from_slice(&4u16.to_le_bytes()); // block align
+    wav.extend_from_slice(&16u16.to_le_bytes());
+    wav.extend_from_slice(b"data");
+    wav.extend_from_slice(&(data.len() as u32).to_le_bytes());
+    wav.extend_from_slice(&data);
+    std::fs::write(path, wav).unwrap();
+}
+
+#[test]
+fn baresip_calls_our_phone_with_opus_and_each_hears_the_other() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    baresip_dir(dir.path(), port);
+    // Opus only: baresip offers opus/48000/2 and plays a 48 kHz stereo tone.
+    let tone = dir.path().join("tone48k.wav");
+    write_stereo_tone_48k(&tone, 3);
+    let config = std::fs::read_to_string(dir.path().join("config"))
+        .unwrap()
+        .replace("module g711.so", "module opus.so")
+        .replace(
+            &format!("aufile,{}", dir.path().join("tone.wav").display()),
+            &format!("aufile,{}", tone.display()),
+        );
+    std::fs::write(dir.path().join("config"), config).unwrap();
+    std::fs::write(
+        dir.path().join("accounts"),
+        format!("<sip:b@127.0.0.1:{port}>;regint=0;answermode=auto;audio_codecs=opus\n"),
+    )
+    .unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let heard = dir.path().join("bob-heard.wav");
+    let phone = Proc::new(
+        Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
+            .args(["phone", "--aor", "sip:bob@127.0.0.1", "--listen", &listen])
+            .args(["--auto-answer", "0.3", "--calls", "1", "--timeout", "20"])
+            .args([
+                "--media-port",
+                "0",
+                "--audio-in",
+                "tone:1000",
+                "--audio-out",
+            ])
+            .arg(&heard)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(Duration::from_millis(400));
+    let dial = format!("/dial sip:bob@{listen}");
+    let log = baresip(dir.path(), 3, &["-e", &dial]).finish_text();
+    assert!(log.contains("Set audio encoder: opus 48000Hz 2ch"), "{log}");
+    let out = phone.finish_text();
+    assert!(
+        out.contains("audio started: 1000 Hz tone out, opus sendrecv"),
+        "{out}"
+    );
+    assert_eq!(
+        dominant_tone(&heard, &[440.0, 1000.0]),
+        Ok(440.0),
+        "we decode baresip's Opus:\n{out}"
+    );
+    let theirs = std::fs::read_dir(dir.path())
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .unwrap_or_else(|| panic!("baresip recorded nothing (no dump-…-dec.wav): {log}"));
+    assert_eq!(
+        dominant_tone(&theirs, &[440.0, 1000.0]),
+        Ok(1000.0),
+        "baresip decodes our Opus"
+    );
+}

@@ -153,10 +153,13 @@ impl AudioSource for WavSource {
     }
 }
 
-/// Records into a mono 16-bit WAV file; [`finish`](Self::finish) writes the header.
+/// Records into a mono 16-bit WAV file; [`finish`](Self::finish) writes the
+/// header. The header is also brought up to date once a second of audio, so
+/// a recorder killed mid-call leaves a readable file.
 pub struct WavSink {
     writer: hound::WavWriter<BufWriter<File>>,
     sample_rate: u32,
+    since_flush: u32,
 }
 
 impl WavSink {
@@ -170,6 +173,7 @@ impl WavSink {
         Ok(WavSink {
             writer: hound::WavWriter::create(path, spec)?,
             sample_rate,
+            since_flush: 0,
         })
     }
 
@@ -196,6 +200,13 @@ impl AudioSink for WavSink {
             if let Err(error) = self.writer.write_sample(sample) {
                 tracing::warn!(%error, "WAV recording stopped");
                 return;
+            }
+        }
+        self.since_flush = self.since_flush.saturating_add(samples.len() as u32);
+        if self.since_flush >= self.sample_rate {
+            self.since_flush = 0;
+            if let Err(error) = self.writer.flush() {
+                tracing::warn!(%error, "WAV header update failed");
             }
         }
     }
@@ -243,6 +254,24 @@ impl AudioSink for Recording {
 mod tests {
     use super::*;
     use crate::goertzel::strongest;
+
+    #[test]
+    fn an_unfinished_recording_is_readable_up_to_its_last_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("killed.wav");
+        let mut sink = WavSink::create(&path, 8000).unwrap();
+        let mut tone = Tone::new(697.0, 12000, 8000);
+        let mut buf = [0i16; 160];
+        // 1.5 s written, never finished: as if the recorder were killed.
+        for _ in 0..75 {
+            tone.read(&mut buf);
+            sink.write(&buf);
+        }
+        let mut source = WavSource::open(&path).unwrap();
+        let mut read = vec![0i16; 16_000];
+        assert_eq!(source.read(&mut read), 8000);
+        drop(sink);
+    }
 
     #[test]
     fn a_tone_survives_a_wav_file_round_trip() {
