@@ -56,7 +56,7 @@ fn host(b: &[u8], i: usize) -> Option<usize> {
 /// Does `text` (at least 8 bytes, all of them alphanumerics, `-` and `.`)
 /// hold two of `-` and `.` side by side? Eight bytes a step, each step
 /// starting seven bytes after the last so that every pair is inside one.
-#[inline]
+#[inline(always)]
 fn separators_side_by_side(text: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -157,7 +157,7 @@ fn decimal(digits: &[u8]) -> u64 {
 /// The end of a quoted string at `b[i]` (a `"`), if it has no quoted-pair
 /// and no byte that [`plain`] refuses (so, read in place, it never runs
 /// past the end of its line).
-#[inline]
+#[inline(always)]
 fn quoted(b: &[u8], i: usize) -> Option<usize> {
     let j = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
     (b[j] == b'"' && plain(&b[i + 1..j])).then_some(j + 1)
