@@ -164,17 +164,20 @@ fn quoted(b: &[u8], i: usize) -> Option<usize> {
 }
 
 /// Is every byte of `b` printable ASCII or a control character after CR
-/// (no CR, LF, HT or byte of 0x80 and above)? Sixteen bytes a step, which
-/// the compiler makes a vector compare and a movemask.
+/// (no CR, LF, HT or byte of 0x80 and above)? Eight bytes a step: the high
+/// bit of each byte of `found` is set for a byte below 14 or above 0x7f,
+/// exactly, as no byte borrows from the next.
 #[inline]
 pub(crate) fn plain(b: &[u8]) -> bool {
-    let special = |c: u8| (c as i8) < 14;
-    let mut chunks = b.chunks_exact(16);
-    let mut any = false;
-    for chunk in &mut chunks {
-        any |= chunk.iter().fold(false, |any, &c| any | special(c));
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut found = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        found |= (!((w | HIGH).wrapping_sub(14 * ONES)) | w) & HIGH;
     }
-    !any && !chunks.remainder().iter().any(|&c| special(c))
+    found == 0 && !words.remainder().iter().any(|&c| (c as i8) < 14)
 }
 
 /// `*( SEMI generic-param )` from `b[i..]`, as `Params::scan_each` reads
@@ -447,6 +450,19 @@ mod tests {
             out.push(String::from_utf8_lossy(&v).into_owned());
         }
         out
+    }
+
+    #[test]
+    fn plain_refuses_exactly_the_bytes_below_14_and_above_0x7f() {
+        for c in 0..=255u8 {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(plain(&b), (14..=0x7f).contains(&c), "{c} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]
