@@ -29,7 +29,7 @@ impl Method {
 
     /// [`Method::from_token`] for a token still in bytes: no UTF-8 check
     /// unless it is an extension method (`None` if that is not UTF-8).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn from_token_bytes(t: &[u8]) -> Option<Method> {
         match Self::known(t) {
             Some(m) => Some(m),

@@ -56,7 +56,7 @@ fn host(b: &[u8], i: usize) -> Option<usize> {
 /// Does `text` (at least 8 bytes, all of them alphanumerics, `-` and `.`)
 /// hold two of `-` and `.` side by side? Eight bytes a step, each step
 /// starting seven bytes after the last so that every pair is inside one.
-#[inline]
+#[inline(always)]
 fn separators_side_by_side(text: &[u8]) -> bool {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -157,24 +157,27 @@ fn decimal(digits: &[u8]) -> u64 {
 /// The end of a quoted string at `b[i]` (a `"`), if it has no quoted-pair
 /// and no byte that [`plain`] refuses (so, read in place, it never runs
 /// past the end of its line).
-#[inline]
+#[inline(always)]
 fn quoted(b: &[u8], i: usize) -> Option<usize> {
     let j = i + 1 + memchr::memchr2(b'"', b'\\', &b[i + 1..])?;
     (b[j] == b'"' && plain(&b[i + 1..j])).then_some(j + 1)
 }
 
 /// Is every byte of `b` printable ASCII or a control character after CR
-/// (no CR, LF, HT or byte of 0x80 and above)? Sixteen bytes a step, which
-/// the compiler makes a vector compare and a movemask.
+/// (no CR, LF, HT or byte of 0x80 and above)? Eight bytes a step: the high
+/// bit of each byte of `found` is set for a byte below 14 or above 0x7f,
+/// exactly, as no byte borrows from the next.
 #[inline]
 pub(crate) fn plain(b: &[u8]) -> bool {
-    let special = |c: u8| (c as i8) < 14;
-    let mut chunks = b.chunks_exact(16);
-    let mut any = false;
-    for chunk in &mut chunks {
-        any |= chunk.iter().fold(false, |any, &c| any | special(c));
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    let mut found = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or_default());
+        found |= (!((w | HIGH).wrapping_sub(14 * ONES)) | w) & HIGH;
     }
-    !any && !chunks.remainder().iter().any(|&c| special(c))
+    found == 0 && !words.remainder().iter().any(|&c| (c as i8) < 14)
 }
 
 /// `*( SEMI generic-param )` from `b[i..]`, as `Params::scan_each` reads
@@ -447,6 +450,19 @@ mod tests {
             out.push(String::from_utf8_lossy(&v).into_owned());
         }
         out
+    }
+
+    #[test]
+    fn plain_refuses_exactly_the_bytes_below_14_and_above_0x7f() {
+        for c in 0..=255u8 {
+            for len in 1..20 {
+                for at in 0..len {
+                    let mut b = vec![b'a'; len];
+                    b[at] = c;
+                    assert_eq!(plain(&b), (14..=0x7f).contains(&c), "{c} at {at} of {len}");
+                }
+            }
+        }
     }
 
     #[test]
