@@ -629,6 +629,13 @@ impl<D: Clone + Debug> UserAgent<D> {
         let mut b = MessageBuilder::response_to(&c.invite, code, Some(&c.local_tag))
             .header("Contact", format!("<{}>", self.config.contact))
             .header("User-Agent", self.config.user_agent.clone());
+        if (101..300).contains(&code) {
+            // §12.1.1: a response that makes a dialog carries the request's
+            // Record-Route, so the caller's route set includes the proxies.
+            for rr in c.invite.headers(HeaderName::RecordRoute) {
+                b = b.header("Record-Route", rr);
+            }
+        }
         if let Some(sdp) = sdp {
             b = b.body("application/sdp", sdp);
         }
