@@ -167,6 +167,8 @@ pub async fn start_with_store(
     aliases.push(local.to_string());
     let proxy_config = ProxyConfig {
         local,
+        local_tcp: transport.local_addr(Transport::Tcp),
+        local_tls: transport.local_addr(Transport::Tls),
         domains: Domains::new(&config.domain(), &aliases),
         bucket_timeout: config.bucket_timeout(),
         timers: Default::default(),
