@@ -224,16 +224,8 @@ async fn push_setup(
             ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
                 .map_err(|e| StartError::Push(e.to_string()))?
         }
-        None => {
-            let rng = ring::rand::SystemRandom::new();
-            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &rng,
-            )
-            .map_err(|_| StartError::Push("cannot generate a provider key".into()))?;
-            ProviderKey::from_pkcs8_der(pkcs8.as_ref(), &p.key_id, &p.team_id)
-                .map_err(|e| StartError::Push(e.to_string()))?
-        }
+        None => ProviderKey::generate(&p.key_id, &p.team_id)
+            .map_err(|e| StartError::Push(e.to_string()))?,
     };
     let (service, base_url, tls) = match &p.apns_url {
         Some(url) => {
