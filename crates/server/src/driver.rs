@@ -24,7 +24,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
-use crate::store::{SqliteStore, Store, StoreError, User};
+use crate::store::{SqliteStore, Store, StoreError, User, WriteOp};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -304,6 +304,9 @@ async fn serve_metrics(
 
 type Persisted = (WriteId, Result<(), StoreError>);
 
+/// The most writes committed together.
+const MAX_BATCH: usize = 256;
+
 /// The store's writer: a thread that commits the proxy's writes in order
 /// (each synced to disk), so the proxy task never blocks on it, and
 /// reports each one back. It ends when the proxy task drops its sender.
@@ -321,10 +324,26 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
-            for w in queue {
-                let result = store.apply(&w.op);
-                if done.send((w.id, result)).is_err() {
-                    return;
+            // Group commit: what queued up while the last batch synced goes
+            // in one transaction; each write is reported with its outcome.
+            while let Ok(first) = queue.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(w) => batch.push(w),
+                        Err(_) => break,
+                    }
+                }
+                let ops: Vec<WriteOp> = batch.iter().map(|w| w.op.clone()).collect();
+                let result = store.apply_all(&ops);
+                for w in batch {
+                    let outcome = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(StoreError::BatchFailed(e.to_string())),
+                    };
+                    if done.send((w.id, outcome)).is_err() {
+                        return;
+                    }
                 }
             }
         })
