@@ -70,13 +70,7 @@ fn payload(n: u32) -> VoipPayload {
 
 #[tokio::test]
 async fn a_push_wakes_the_phone_which_reports_the_call_and_a_silent_app_is_cut_off() {
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &rng,
-    )
-    .unwrap();
-    let key = ProviderKey::from_pkcs8_der(pkcs8.as_ref(), KID, TEAM).unwrap();
+    let key = ProviderKey::generate(KID, TEAM).unwrap();
     let service = PushService::bind(
         "127.0.0.1:0".parse().unwrap(),
         ServiceConfig::new(TEAM).with_key(KID, key.public_key()),
@@ -195,13 +189,7 @@ async fn a_linked_phone_gets_its_token_reports_its_call_and_hears_of_rotation() 
     use pushkit::ConnectedRegistry;
 
     const WAIT: Duration = Duration::from_secs(10);
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &rng,
-    )
-    .unwrap();
-    let key = ProviderKey::from_pkcs8_der(pkcs8.as_ref(), KID, TEAM).unwrap();
+    let key = ProviderKey::generate(KID, TEAM).unwrap();
     let service = PushService::bind(
         "127.0.0.1:0".parse().unwrap(),
         ServiceConfig::new(TEAM).with_key(KID, key.public_key()),

@@ -292,14 +292,65 @@ fn an_acknowledged_registration_survives_kill_9_and_restart() {
     let metrics = format!("127.0.0.1:{metrics_port}");
     let mut server1 = server(port, &db, &metrics);
     register(dir.path(), port, free_port(), "bob", "builder");
-    // kill -9: no chance to flush anything.
+    let token = "5e".repeat(32);
+    register_push_binding(port, &token);
+    // kill -9 the moment the 2xx arrived: no chance to flush anything.
     let pid = server1.child().id().to_string();
     let killed = Command::new("kill").args(["-9", &pid]).status().unwrap();
     assert!(killed.success());
     drop(server1);
     let _server2 = server(port, &db, &metrics);
     let text = get_metrics(&metrics);
-    assert!(text.contains("callkit_bindings 1"), "{text}");
+    assert!(text.contains("callkit_bindings 2"), "{text}");
+    let unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let alice = SqliteStore::open(&db)
+        .unwrap()
+        .bindings("sip:alice@127.0.0.1", unix)
+        .unwrap();
+    let push = alice.first().and_then(|b| b.push.as_ref());
+    assert_eq!(
+        push.map(|p| p.prid.as_str()),
+        Some(token.as_str()),
+        "the push token survived: {alice:?}"
+    );
+}
+
+/// alice registers a push binding with our own UA; returns once its 2xx came.
+fn register_push_binding(port: u16, token: &str) {
+    use sip::endpoint::UaEndpoint;
+    use sip::ua::UaEvent;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let token = token.to_owned();
+    rt.block_on(async move {
+        let mut ua = UaEndpoint::bind("127.0.0.1:0".parse().unwrap(), "alice", move |c| {
+            c.credentials = Some(("alice".into(), "s3cret".into()));
+            c.contact = format!(
+                "{};pn-provider=apns;pn-prid={token};pn-param=TEAM123456.com.example.phone.voip",
+                c.contact
+            );
+        })
+        .await
+        .unwrap();
+        let now = ua.now();
+        ua.ua()
+            .register(now, &format!("sip:127.0.0.1:{port}"), 600)
+            .unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while let Some(e) = ua.next_event(deadline).await {
+            match e {
+                UaEvent::Registered { .. } => return,
+                UaEvent::RegistrationFailed { code, .. } => panic!("push REGISTER: {code}"),
+                _ => {}
+            }
+        }
+        panic!("no 2xx for the push REGISTER within 10 s");
+    });
 }
 
 fn get_metrics(addr: &str) -> String {

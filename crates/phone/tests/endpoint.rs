@@ -100,13 +100,7 @@ async fn a_push_from_the_local_push_service_wakes_the_phone_which_reports_the_ca
     use push::service::{PushService, ServiceConfig};
     use push::{ProviderKey, ProviderTokenCache, VoipPayload};
 
-    let rng = ring::rand::SystemRandom::new();
-    let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-        &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-        &rng,
-    )
-    .unwrap();
-    let key = ProviderKey::from_pkcs8_der(pkcs8.as_ref(), KID, TEAM).unwrap();
+    let key = ProviderKey::generate(KID, TEAM).unwrap();
     let service = PushService::bind(
         "127.0.0.1:0".parse().unwrap(),
         ServiceConfig::new(TEAM).with_key(KID, key.public_key()),

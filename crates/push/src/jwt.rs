@@ -216,6 +216,21 @@ impl ProviderKey {
         ProviderKey::from_pkcs8_der(&der, key_id, team_id)
     }
 
+    /// A fresh P-256 key: for a push service run alongside its provider
+    /// (the demo, tests, a server with the push service in-process), where
+    /// no `.p8` from Apple is involved.
+    pub fn generate(
+        key_id: impl Into<String>,
+        team_id: impl Into<String>,
+    ) -> Result<Self, JwtError> {
+        let pkcs8 =
+            EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &SystemRandom::new())
+                .map_err(|_| JwtError::KeyRejected {
+                    detail: "the OS random source failed while generating a key".into(),
+                })?;
+        ProviderKey::from_pkcs8_der(pkcs8.as_ref(), key_id, team_id)
+    }
+
     /// From the DER bytes of a PKCS#8 P-256 private key.
     pub fn from_pkcs8_der(
         der: &[u8],

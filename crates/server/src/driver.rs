@@ -24,7 +24,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
-use crate::store::{SqliteStore, Store, StoreError, User};
+use crate::store::{SqliteStore, Store, StoreError, User, WriteOp};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +167,8 @@ pub async fn start_with_store(
     aliases.push(local.to_string());
     let proxy_config = ProxyConfig {
         local,
+        local_tcp: transport.local_addr(Transport::Tcp),
+        local_tls: transport.local_addr(Transport::Tls),
         domains: Domains::new(&config.domain(), &aliases),
         bucket_timeout: config.bucket_timeout(),
         timers: Default::default(),
@@ -222,16 +224,8 @@ async fn push_setup(
             ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
                 .map_err(|e| StartError::Push(e.to_string()))?
         }
-        None => {
-            let rng = ring::rand::SystemRandom::new();
-            let pkcs8 = ring::signature::EcdsaKeyPair::generate_pkcs8(
-                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
-                &rng,
-            )
-            .map_err(|_| StartError::Push("cannot generate a provider key".into()))?;
-            ProviderKey::from_pkcs8_der(pkcs8.as_ref(), &p.key_id, &p.team_id)
-                .map_err(|e| StartError::Push(e.to_string()))?
-        }
+        None => ProviderKey::generate(&p.key_id, &p.team_id)
+            .map_err(|e| StartError::Push(e.to_string()))?,
     };
     let (service, base_url, tls) = match &p.apns_url {
         Some(url) => {
@@ -310,6 +304,9 @@ async fn serve_metrics(
 
 type Persisted = (WriteId, Result<(), StoreError>);
 
+/// The most writes committed together.
+const MAX_BATCH: usize = 256;
+
 /// The store's writer: a thread that commits the proxy's writes in order
 /// (each synced to disk), so the proxy task never blocks on it, and
 /// reports each one back. It ends when the proxy task drops its sender.
@@ -327,10 +324,26 @@ fn spawn_writer(
     std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
-            for w in queue {
-                let result = store.apply(&w.op);
-                if done.send((w.id, result)).is_err() {
-                    return;
+            // Group commit: what queued up while the last batch synced goes
+            // in one transaction; each write is reported with its outcome.
+            while let Ok(first) = queue.recv() {
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match queue.try_recv() {
+                        Ok(w) => batch.push(w),
+                        Err(_) => break,
+                    }
+                }
+                let ops: Vec<WriteOp> = batch.iter().map(|w| w.op.clone()).collect();
+                let result = store.apply_all(&ops);
+                for w in batch {
+                    let outcome = match &result {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(StoreError::BatchFailed(e.to_string())),
+                    };
+                    if done.send((w.id, outcome)).is_err() {
+                        return;
+                    }
                 }
             }
         })

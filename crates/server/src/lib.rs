@@ -17,6 +17,8 @@
 //!
 //! let config = ProxyConfig {
 //!     local: "127.0.0.1:5060".parse().unwrap(),
+//!     local_tcp: None,
+//!     local_tls: None,
 //!     domains: Domains::new("127.0.0.1", &["localhost".into()]),
 //!     bucket_timeout: Duration::from_secs(30),
 //!     timers: Default::default(),

@@ -49,6 +49,8 @@ impl Net {
         }
         let config = ProxyConfig {
             local: addr(5060),
+            local_tcp: None,
+            local_tls: Some(addr(5061)),
             domains: Domains::new("127.0.0.1", &["localhost".into()]),
             bucket_timeout: Duration::from_secs(30),
             timers: Timers::default(),
@@ -755,4 +757,87 @@ fn a_register_is_answered_only_once_its_bindings_are_durable() {
             .len(),
         1
     );
+}
+
+#[test]
+fn record_route_names_the_arrival_transport_and_doubles_between_transports() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, "<sip:bob@127.0.0.1:5072>", "rr");
+    // A caller from outside, over TCP (no credentials asked of a stranger).
+    let invite = MessageBuilder::request(Method::Invite, "sip:bob@127.0.0.1")
+        .header("Via", "SIP/2.0/TCP 127.0.0.1:5095;branch=z9hG4bKtcp1")
+        .header("Max-Forwards", "70")
+        .header("From", "<sip:carl@example.net>;tag=c")
+        .header("To", "<sip:bob@127.0.0.1>")
+        .header("Call-ID", "rr-tcp")
+        .header("CSeq", "1 INVITE")
+        .header("Contact", "<sip:carl@127.0.0.1:5095;transport=tcp>")
+        .build()
+        .unwrap();
+    net.deliver_tcp(5095, invite);
+    let at_bob = requests(&net.take(5072), Method::Invite);
+    assert_eq!(at_bob.len(), 1);
+    let rr: Vec<String> = at_bob[0]
+        .record_routes()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(
+        rr,
+        [
+            "<sip:127.0.0.1:5060;lr>",
+            "<sip:127.0.0.1:5060;transport=tcp;lr>"
+        ],
+        "bob's side over UDP, carl's over TCP"
+    );
+    net.answer(5072, &at_bob[0], 200);
+    assert_eq!(net.last_status(5095), Some(200));
+    // Bob hangs up along the route set (the Record-Route, in order).
+    let bye = MessageBuilder::request(Method::Bye, "sip:carl@127.0.0.1:5095;transport=tcp")
+        .header("Via", "SIP/2.0/UDP 127.0.0.1:5072;branch=z9hG4bKbye1")
+        .header("Max-Forwards", "70")
+        .header("Route", rr.join(", "))
+        .header("From", "<sip:bob@127.0.0.1>;tag=callee5072")
+        .header("To", "<sip:carl@example.net>;tag=c")
+        .header("Call-ID", "rr-tcp")
+        .header("CSeq", "1 BYE")
+        .build()
+        .unwrap();
+    net.deliver(5072, bye);
+    let at_carl = requests(&net.take(5095), Method::Bye);
+    assert_eq!(at_carl.len(), 1, "both of our Route entries were ours");
+    assert!(at_carl[0].routes().is_empty(), "{:?}", at_carl[0].routes());
+    assert!(at_carl[0].top_via().is_some_and(|v| v.transport == "TCP"));
+
+    // One transport end to end: one entry, naming it.
+    let contact = "<sip:carol@127.0.0.1:5074;transport=tcp>";
+    let b = net.register_builder("carol", 5074, contact, "rr2", 1);
+    net.deliver_tcp(5074, b.build().unwrap());
+    let challenge = net.response(5074);
+    let mut retry = net.register_builder("carol", 5074, contact, "rr2", 2);
+    let (n, v) = DigestClient::new("carol", "singer")
+        .authorize(&challenge, &retry)
+        .unwrap();
+    retry = retry.header(n.as_str(), v);
+    net.deliver_tcp(5074, retry.build().unwrap());
+    assert_eq!(net.response(5074).status(), Some(200));
+    let to_carol = MessageBuilder::request(Method::Invite, "sip:carol@127.0.0.1")
+        .header("Via", "SIP/2.0/TCP 127.0.0.1:5096;branch=z9hG4bKtcp2")
+        .header("Max-Forwards", "70")
+        .header("From", "<sip:dave@example.net>;tag=d")
+        .header("To", "<sip:carol@127.0.0.1>")
+        .header("Call-ID", "rr-tcp-2")
+        .header("CSeq", "1 INVITE")
+        .header("Contact", "<sip:dave@127.0.0.1:5096;transport=tcp>")
+        .build()
+        .unwrap();
+    net.deliver_tcp(5096, to_carol);
+    let at_carol = requests(&net.take(5074), Method::Invite);
+    assert_eq!(at_carol.len(), 1);
+    let rr: Vec<String> = at_carol[0]
+        .record_routes()
+        .iter()
+        .map(|r| r.to_string())
+        .collect();
+    assert_eq!(rr, ["<sip:127.0.0.1:5060;transport=tcp;lr>"]);
 }

@@ -69,7 +69,11 @@ impl Proxy {
             Some(_) => route::resolve(&dialog.next_hop()).unwrap_or_else(|| ghost.target.clone()),
             None => ghost.target.clone(),
         };
-        let sent_by = format!("{} {}", target.transport, self.config.local);
+        let sent_by = format!(
+            "{} {}",
+            target.transport,
+            self.config.local_for(target.transport)
+        );
         let invite_seq = ghost.request.cseq().map_or(1, |c| c.seq);
         let reason = ghost.reason.clone();
         let first = !ghost.ended.contains(&dialog.id.remote_tag);
@@ -113,6 +117,6 @@ impl Proxy {
     fn is_own_route(&self, route: &str) -> bool {
         let inner = route.trim().trim_start_matches('<');
         let inner = inner.split('>').next().unwrap_or(inner);
-        matches!(Uri::parse(inner), Ok(Uri::Sip(u)) if route::is_own_uri(&u, self.config.local, &self.config.domains))
+        matches!(Uri::parse(inner), Ok(Uri::Sip(u)) if route::is_own_uri(&u, &self.own, &self.config.domains))
     }
 }

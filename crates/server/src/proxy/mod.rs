@@ -24,7 +24,7 @@ use push::VoipPayload;
 use sip::transaction::{
     ClientTxId, Output as TxOutput, ServerTxId, Timers, TransactionEvent, TransactionLayer, TxId,
 };
-use sip::transport::Target;
+use sip::transport::{Target, Transport};
 use sip::{ChallengeStatus, HeaderName, Message, MessageBuilder, Method};
 
 use crate::auth::{strip_own_credentials, AuthVerdict, Authenticator};
@@ -43,13 +43,34 @@ pub use route::Domains;
 /// What the core needs to know about itself.
 #[derive(Debug, Clone)]
 pub struct ProxyConfig {
-    /// The address in our Via and Record-Route.
+    /// The address in our Via and Record-Route (UDP, and TCP or TLS when
+    /// they listen on the same port).
     pub local: SocketAddr,
+    /// Where TCP listens, if not on `local`'s port.
+    pub local_tcp: Option<SocketAddr>,
+    /// Where TLS listens, if it does.
+    pub local_tls: Option<SocketAddr>,
     /// The domains (and addresses) we are the registrar and proxy for.
     pub domains: Domains,
     /// How long a request waits in the push bucket.
     pub bucket_timeout: Duration,
     pub timers: Timers,
+}
+
+impl ProxyConfig {
+    /// Our address for `transport` (Via sent-by, Record-Route).
+    pub fn local_for(&self, transport: Transport) -> SocketAddr {
+        match transport {
+            Transport::Udp => self.local,
+            Transport::Tcp => self.local_tcp.unwrap_or(self.local),
+            Transport::Tls => self.local_tls.unwrap_or(self.local),
+        }
+    }
+
+    /// Every address we listen on.
+    fn own_addrs(&self) -> [SocketAddr; 3] {
+        [Transport::Udp, Transport::Tcp, Transport::Tls].map(|t| self.local_for(t))
+    }
 }
 
 /// A VoIP push to send; answer with [`Proxy::handle_push_result`].
@@ -86,6 +107,8 @@ pub enum Output {
 
 pub struct Proxy {
     config: ProxyConfig,
+    /// `config`'s listening addresses: a URI or Via naming one is ours.
+    own: [SocketAddr; 3],
     txl: TransactionLayer<Target>,
     store: Box<dyn Store>,
     auth: Authenticator,
@@ -104,6 +127,11 @@ pub struct Proxy {
     unwritten: HashMap<String, (WriteId, Vec<Binding>)>,
     /// REGISTERs answered once their write is durable.
     awaiting: HashMap<WriteId, AwaitingWrite>,
+    /// Where each registered contact is reached (its REGISTER's flow), so
+    /// in-dialog requests to it reuse the phone's TCP/TLS connection.
+    flows: HashMap<String, Target>,
+    /// The contact keys in `flows` per AOR.
+    contacts_of: HashMap<String, Vec<String>>,
     outputs: VecDeque<Output>,
     wall: (Instant, u64),
     flow_alive: FlowProbe,
@@ -123,6 +151,7 @@ impl Proxy {
     ) -> Self {
         Proxy {
             txl: TransactionLayer::new(config.timers),
+            own: config.own_addrs(),
             config,
             store,
             auth,
@@ -137,6 +166,8 @@ impl Proxy {
             next_write: 0,
             unwritten: HashMap::new(),
             awaiting: HashMap::new(),
+            flows: HashMap::new(),
+            contacts_of: HashMap::new(),
             outputs: VecDeque::new(),
             wall: (Instant::now(), 0),
             flow_alive: Box::new(|_| false),
@@ -396,22 +427,21 @@ impl Proxy {
             }
             return Ok(());
         }
-        if route::is_loop(&request, self.config.local) {
+        if route::is_loop(&request, &self.own) {
             self.reply_code(now, id, 482, None);
             return Ok(());
         }
-        let routes = route::remaining_routes(&request, self.config.local, &self.config.domains);
+        let routes = route::remaining_routes(&request, &self.own, &self.config.domains);
         if method == Method::Register && routes.is_empty() {
             return self.on_register(now, id, &request, &source);
         }
         // In-dialog or pre-routed: follow the Route set or the Request-URI.
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
         if in_dialog || !routes.is_empty() {
-            let target = routes
-                .first()
-                .map(|r| r.as_str())
-                .or(request.request_uri_str())
-                .and_then(route::resolve);
+            let target = match routes.first() {
+                Some(r) => route::resolve(r),
+                None => request.request_uri_str().and_then(|u| self.next_hop(u)),
+            };
             match target {
                 Some(t) => self.fork(now, id, &request, vec![route::Hop::Direct(t, None)]),
                 None => self.reply_code(now, id, 404, Some("no route to the Request-URI")),
@@ -519,6 +549,32 @@ impl Proxy {
         Ok(())
     }
 
+    /// Where a Request-URI is reached: a registered contact over its
+    /// binding's flow, anything else by its address.
+    pub(super) fn next_hop(&self, uri: &str) -> Option<Target> {
+        route::contact_key(uri)
+            .and_then(|k| self.flows.get(&k).cloned())
+            .or_else(|| route::resolve(uri))
+    }
+
+    /// `aor`'s contacts are now `bindings`: remember their flows.
+    pub(super) fn remember_flows(&mut self, aor: &str, bindings: &[Binding]) {
+        for old in self.contacts_of.remove(aor).unwrap_or_default() {
+            self.flows.remove(&old);
+        }
+        let mut keys = Vec::new();
+        for b in bindings {
+            if let (Some(key), Some(target)) = (route::contact_key(&b.contact), route::target_of(b))
+            {
+                self.flows.insert(key.clone(), target);
+                keys.push(key);
+            }
+        }
+        if !keys.is_empty() {
+            self.contacts_of.insert(aor.to_owned(), keys);
+        }
+    }
+
     // ----- forking ------------------------------------------------------------
 
     fn fork(&mut self, now: Instant, id: ServerTxId, request: &Message, hops: Vec<route::Hop>) {
@@ -582,11 +638,11 @@ impl Proxy {
     /// The request as forwarded to `uri` (§16.6 steps 1–5), without its Via.
     fn prepare(&self, request: &Message, uri: &str) -> Option<Message> {
         let mut b = MessageBuilder::from_message(request);
-        if !route::remaining_routes(request, self.config.local, &self.config.domains).is_empty()
+        if !route::remaining_routes(request, &self.own, &self.config.domains).is_empty()
             || request.to().and_then(|t| t.tag()).is_some()
         {
             // Loose routing: the Request-URI stays; our own Route entry goes.
-            route::pop_own_route(request, &mut b, self.config.local, &self.config.domains);
+            route::pop_own_route(request, &mut b, &self.own, &self.config.domains);
         } else {
             b.set_request_uri(uri);
         }
@@ -597,7 +653,9 @@ impl Proxy {
         let dialog_creating = matches!(request.method(), Some(Method::Invite | Method::Subscribe))
             && request.to().and_then(|t| t.tag()).is_none();
         if dialog_creating {
-            b.push_front("Record-Route", format!("<sip:{};lr>", self.config.local));
+            let inbound = route::inbound_transport(request);
+            let rr = route::record_route(self.config.local_for(inbound), inbound);
+            b.push_front("Record-Route", rr);
         }
         b.build().ok()
     }
@@ -611,14 +669,18 @@ impl Proxy {
         target: Target,
     ) -> BranchState {
         self.next_branch += 1;
-        let via = route::via_for(
-            &request,
-            self.config.local,
-            target.transport,
-            self.next_branch,
-        );
+        let local = self.config.local_for(target.transport);
+        let via = route::via_for(&request, local, target.transport, self.next_branch);
         let mut b = MessageBuilder::from_message(&request);
         b.push_front("Via", via);
+        // Between transports, record-route twice (RFC 5658): each side
+        // gets an entry it can reach us on.
+        let inbound = route::inbound_transport(&request);
+        let dialog_creating = request.method() == Some(&Method::Invite)
+            && request.to().and_then(|t| t.tag()).is_none();
+        if dialog_creating && inbound != target.transport {
+            b.push_front("Record-Route", route::record_route(local, target.transport));
+        }
         let Ok(msg) = b.build() else {
             return BranchState::Done(500);
         };

@@ -59,6 +59,7 @@ impl Proxy {
             aor: aor.clone(),
             bindings: bindings.clone(),
         });
+        self.remember_flows(&aor, &bindings);
         self.unwritten.insert(aor.clone(), (id, bindings));
         self.awaiting.insert(
             id,

@@ -146,17 +146,16 @@ impl Proxy {
     // ----- stateless forwarding -----------------------------------------------
 
     pub(super) fn forward_ack(&mut self, request: Message) {
-        let routes = route::remaining_routes(&request, self.config.local, &self.config.domains);
-        let target = routes
-            .first()
-            .map(|r| r.as_str())
-            .or(request.request_uri_str())
-            .and_then(route::resolve);
+        let routes = route::remaining_routes(&request, &self.own, &self.config.domains);
+        let target = match routes.first() {
+            Some(r) => route::resolve(r),
+            None => request.request_uri_str().and_then(|u| self.next_hop(u)),
+        };
         let Some(target) = target else {
             return;
         };
         let mut b = MessageBuilder::from_message(&request);
-        route::pop_own_route(&request, &mut b, self.config.local, &self.config.domains);
+        route::pop_own_route(&request, &mut b, &self.own, &self.config.domains);
         let mf = request.max_forwards().unwrap_or(70).saturating_sub(1);
         b.set("Max-Forwards", mf.to_string());
         self.next_branch += 1;
@@ -164,7 +163,7 @@ impl Proxy {
             "Via",
             route::via_for(
                 &request,
-                self.config.local,
+                self.config.local_for(target.transport),
                 target.transport,
                 self.next_branch,
             ),
@@ -178,7 +177,7 @@ impl Proxy {
     pub(super) fn forward_stray(&mut self, response: Message) {
         let ours = response
             .top_via()
-            .is_some_and(|v| route::is_own_via(&v, self.config.local));
+            .is_some_and(|v| route::is_own_via(&v, &self.own));
         if !ours {
             return;
         }

@@ -81,6 +81,20 @@ pub fn target_of(binding: &Binding) -> Option<Target> {
     parsed.or_else(|| resolve(&binding.contact))
 }
 
+/// A contact URI without its parameters (`user@host:port`): an in-dialog
+/// Request-URI names the same contact without the pn-* parameters.
+pub fn contact_key(uri: &str) -> Option<String> {
+    let inner = uri.trim().trim_start_matches('<');
+    let inner = inner.split('>').next().unwrap_or(inner);
+    let sip = SipUri::parse(inner).ok()?;
+    let port = sip.port.unwrap_or(if sip.secure { 5061 } else { 5060 });
+    Some(format!(
+        "{}@{}:{port}",
+        sip.user.unwrap_or(""),
+        sip.host.to_string().to_ascii_lowercase()
+    ))
+}
+
 fn host_is(host: &Host<'_>, ip: IpAddr) -> bool {
     match (host, ip) {
         (Host::V4(a), IpAddr::V4(b)) => *a == b,
@@ -90,25 +104,39 @@ fn host_is(host: &Host<'_>, ip: IpAddr) -> bool {
     }
 }
 
-pub fn is_own_uri(uri: &SipUri<'_>, local: SocketAddr, domains: &Domains) -> bool {
-    let port_ok = uri.port.unwrap_or(5060) == local.port();
-    port_ok && uri.user.is_none() && (host_is(&uri.host, local.ip()) || domains.is_local(&uri.host))
+/// Whether `uri` names this proxy: one of our listening addresses (`ours`,
+/// one per transport) or a served domain on one of their ports.
+pub fn is_own_uri(uri: &SipUri<'_>, ours: &[SocketAddr], domains: &Domains) -> bool {
+    let port = uri.port.unwrap_or(if uri.secure { 5061 } else { 5060 });
+    uri.user.is_none()
+        && ours.iter().any(|local| {
+            port == local.port() && (host_is(&uri.host, local.ip()) || domains.is_local(&uri.host))
+        })
 }
 
-pub fn is_own_via(via: &Via<'_>, local: SocketAddr) -> bool {
-    host_is(&via.host, local.ip()) && via.port.unwrap_or(5060) == local.port()
+pub fn is_own_via(via: &Via<'_>, ours: &[SocketAddr]) -> bool {
+    let port = via.port.unwrap_or(5060);
+    ours.iter()
+        .any(|local| host_is(&via.host, local.ip()) && port == local.port())
 }
 
-/// The Route set left once our own entry (if first) is taken off.
-pub fn remaining_routes(request: &Message, local: SocketAddr, domains: &Domains) -> Vec<String> {
-    let routes = request.routes();
-    let skip = routes
-        .first()
-        .and_then(|r| r.uri.as_sip().copied())
-        .is_some_and(|u| is_own_uri(&u, local, domains));
-    routes
+/// How many of the first Route entries are ours (two after a double
+/// Record-Route between transports).
+fn own_routes(request: &Message, ours: &[SocketAddr], domains: &Domains) -> usize {
+    request
+        .routes()
         .iter()
-        .skip(usize::from(skip))
+        .take_while(|r| matches!(r.uri, Uri::Sip(u) if is_own_uri(&u, ours, domains)))
+        .count()
+}
+
+/// The Route set left once our own entries (if first) are taken off.
+pub fn remaining_routes(request: &Message, ours: &[SocketAddr], domains: &Domains) -> Vec<String> {
+    let skip = own_routes(request, ours, domains);
+    request
+        .routes()
+        .iter()
+        .skip(skip)
         .map(|r| r.uri.to_string())
         .collect()
 }
@@ -116,19 +144,29 @@ pub fn remaining_routes(request: &Message, local: SocketAddr, domains: &Domains)
 pub fn pop_own_route(
     request: &Message,
     b: &mut MessageBuilder,
-    local: SocketAddr,
+    ours: &[SocketAddr],
     domains: &Domains,
 ) {
-    let first_is_ours = request
-        .routes()
-        .first()
-        .and_then(|r| match r.uri {
-            Uri::Sip(u) => Some(is_own_uri(&u, local, domains)),
-            _ => None,
-        })
-        .unwrap_or(false);
-    if first_is_ours {
+    for _ in 0..own_routes(request, ours, domains) {
         b.pop_first_value("Route");
+    }
+}
+
+/// The transport a request reached us over: its sender's Via names it.
+pub fn inbound_transport(request: &Message) -> Transport {
+    request
+        .top_via()
+        .and_then(|v| Transport::from_via(v.transport))
+        .unwrap_or(Transport::Udp)
+}
+
+/// Our Record-Route entry for the side reached over `transport` at
+/// `local`: `;transport=tcp|tls` so in-dialog requests come back over it.
+pub fn record_route(local: SocketAddr, transport: Transport) -> String {
+    match transport {
+        Transport::Udp => format!("<sip:{local};lr>"),
+        Transport::Tcp => format!("<sip:{local};transport=tcp;lr>"),
+        Transport::Tls => format!("<sip:{local};transport=tls;lr>"),
     }
 }
 
@@ -160,10 +198,10 @@ pub fn via_for(request: &Message, local: SocketAddr, transport: Transport, n: u6
     )
 }
 
-pub fn is_loop(request: &Message, local: SocketAddr) -> bool {
+pub fn is_loop(request: &Message, ours: &[SocketAddr]) -> bool {
     let hash = loop_hash(request);
     request.vias().iter().any(|v| {
-        is_own_via(v, local)
+        is_own_via(v, ours)
             && v.branch()
                 .and_then(|b| b.strip_prefix("z9hG4bKck"))
                 .and_then(|b| b.split('.').next())

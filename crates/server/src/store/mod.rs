@@ -29,6 +29,8 @@ pub enum StoreError {
     BadUserName(String),
     #[error("the store's writer thread stopped — see the log for its panic")]
     WriterStopped,
+    #[error("a batch of writes failed together: {0}")]
+    BatchFailed(String),
 }
 
 /// A user of the served domain: its name and the HA1 per algorithm.
@@ -133,6 +135,12 @@ pub trait Store: Send {
             WriteOp::DropPushToken { prid } => self.drop_push_token(prid).map(drop),
             WriteOp::PurgeExpired { now_unix } => self.purge_expired(*now_unix).map(drop),
         }
+    }
+
+    /// Carries out `ops` in order, all or none (a backend that can makes
+    /// it one commit: the writer batches what queued up meanwhile).
+    fn apply_all(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        ops.iter().try_for_each(|op| self.apply(op))
     }
 
     fn add_user(&mut self, user: &User) -> Result<(), StoreError>;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 
-use super::{Binding, Store, StoreError, User};
+use super::{Binding, Store, StoreError, User, WriteOp};
 use crate::pn::PushTarget;
 
 pub struct SqliteStore {
@@ -196,32 +196,7 @@ impl Store for SqliteStore {
 
     fn set_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
-        tx.execute("DELETE FROM bindings WHERE aor = ?1", [aor])?;
-        {
-            let mut insert = tx.prepare_cached(
-                "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, instance, reg_id, \
-                 pn_provider, pn_prid, pn_param, seal_key, flow, pnsreg) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
-            )?;
-            for b in bindings {
-                insert.execute(params![
-                    aor,
-                    b.contact,
-                    b.expires_at as i64,
-                    b.q as i64,
-                    b.call_id,
-                    b.cseq as i64,
-                    b.instance,
-                    b.reg_id.map(i64::from),
-                    b.push.as_ref().map(|p| p.provider.as_str()),
-                    b.push.as_ref().map(|p| p.prid.clone()),
-                    b.push.as_ref().and_then(|p| p.param.clone()),
-                    b.seal_key,
-                    b.flow,
-                    b.pnsreg as i64,
-                ])?;
-            }
-        }
+        set_bindings_in(&tx, aor, bindings)?;
         tx.commit()?;
         Ok(())
     }
@@ -239,6 +214,27 @@ impl Store for SqliteStore {
         )?)
     }
 
+    /// One transaction, so one sync to disk, for the whole batch.
+    fn apply_all(&mut self, ops: &[WriteOp]) -> Result<(), StoreError> {
+        let tx = self.db.transaction()?;
+        for op in ops {
+            match op {
+                WriteOp::SetBindings { aor, bindings } => set_bindings_in(&tx, aor, bindings)?,
+                WriteOp::DropPushToken { prid } => {
+                    tx.execute("DELETE FROM bindings WHERE pn_prid = ?1", [prid])?;
+                }
+                WriteOp::PurgeExpired { now_unix } => {
+                    tx.execute(
+                        "DELETE FROM bindings WHERE expires_at <= ?1",
+                        [*now_unix as i64],
+                    )?;
+                }
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn binding_count(&self, now_unix: u64) -> Result<u64, StoreError> {
         Ok(self.db.query_row(
             "SELECT COUNT(*) FROM bindings WHERE expires_at > ?1",
@@ -246,6 +242,37 @@ impl Store for SqliteStore {
             |r| r.get::<_, i64>(0),
         )? as u64)
     }
+}
+
+/// Replaces `aor`'s bindings inside the caller's transaction.
+fn set_bindings_in(tx: &Connection, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
+    tx.execute("DELETE FROM bindings WHERE aor = ?1", [aor])?;
+    {
+        let mut insert = tx.prepare_cached(
+                "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, instance, reg_id, \
+                 pn_provider, pn_prid, pn_param, seal_key, flow, pnsreg) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+            )?;
+        for b in bindings {
+            insert.execute(params![
+                aor,
+                b.contact,
+                b.expires_at as i64,
+                b.q as i64,
+                b.call_id,
+                b.cseq as i64,
+                b.instance,
+                b.reg_id.map(i64::from),
+                b.push.as_ref().map(|p| p.provider.as_str()),
+                b.push.as_ref().map(|p| p.prid.clone()),
+                b.push.as_ref().and_then(|p| p.param.clone()),
+                b.seal_key,
+                b.flow,
+                b.pnsreg as i64,
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -331,6 +358,27 @@ mod tests {
             0,
             "each in-memory store is its own"
         );
+    }
+
+    #[test]
+    fn a_batch_applies_in_order_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = SqliteStore::open(&dir.path().join("b.db")).unwrap();
+        let tok = "cd".repeat(32);
+        let ops = [
+            WriteOp::SetBindings {
+                aor: "sip:bob@example.com".into(),
+                bindings: vec![binding("sip:bob@127.0.0.1:5080", Some(&tok))],
+            },
+            WriteOp::SetBindings {
+                aor: "sip:carol@example.com".into(),
+                bindings: vec![binding("sip:carol@127.0.0.1:5090", None)],
+            },
+            WriteOp::DropPushToken { prid: tok },
+        ];
+        s.apply_all(&ops).unwrap();
+        assert!(s.bindings("sip:bob@example.com", 1000).unwrap().is_empty());
+        assert_eq!(s.bindings("sip:carol@example.com", 1000).unwrap().len(), 1);
     }
 
     #[test]
