@@ -62,6 +62,7 @@ impl Tui {
                 return Err(e).context("cannot take over the terminal for --tui");
             }
         };
+        tokio::spawn(restore_on_signal());
         Ok(Tui {
             terminal,
             screen: CallScreen::new(),
@@ -152,6 +153,27 @@ pub fn restore() {
     if ACTIVE.swap(false, Ordering::SeqCst) {
         ratatui::restore();
     }
+}
+
+/// SIGTERM or SIGINT (Ctrl-C is a key in raw mode, but `kill -INT` is
+/// not): give the terminal back, then exit as the signal would. The control
+/// socket's own handler may be the one to exit (after removing its socket);
+/// this one waits a moment to let it.
+async fn restore_on_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return;
+    };
+    let code = tokio::select! {
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+    };
+    restore();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    std::process::exit(code);
 }
 
 /// The control layer's view of the phone: what `ctl status` and `ctl
