@@ -126,8 +126,9 @@ fn keys_on_the_call_screen_answer_hold_key_dtmf_end_and_answer_and_quit() {
             .expect("util-linux `script` runs the phone in a pseudo-terminal"),
     );
     let mut keys = bob.child().stdin.take().unwrap();
+    let listening = format!("on 127.0.0.1:{port}");
     rig.until("bob.screen", "the idle screen", |s| {
-        s.contains("no recent calls") && s.contains("c call")
+        s.contains("no recent calls") && s.contains("c call") && s.contains(&listening)
     });
 
     let _alice = rig.caller("alice", port);

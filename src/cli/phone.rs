@@ -168,7 +168,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut hangup_at: Option<Instant> = None;
-    let mut tui = args.tui.then(super::tui::Tui::open).transpose()?;
+    let mut tui = if args.tui {
+        let note = format!("on {}, {audio}; {}", ep.local_addr(), control.describe());
+        Some(super::tui::Tui::open(note)?)
+    } else {
+        None
+    };
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));

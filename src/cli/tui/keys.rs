@@ -153,7 +153,7 @@ mod tests {
     #[test]
     fn an_incoming_call_is_answered_or_declined() {
         let ringing = status(vec![call(1, CallState::Ringing)]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         assert_eq!(screen.press(&ringing, key('a')), run(&[Command::Answer]));
         assert_eq!(screen.press(&ringing, key('d')), run(&[Command::Decline]));
         assert_eq!(screen.press(&ringing, key('e')), run(&[Command::Hangup]));
@@ -164,7 +164,7 @@ mod tests {
 
     #[test]
     fn in_a_call_mute_and_hold_toggle_and_e_ends() {
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         let mut active = call(1, CallState::Connected);
         let talking = status(vec![active.clone()]);
         assert_eq!(screen.press(&talking, key('m')), run(&[Command::Mute]));
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn a_second_incoming_call_offers_hold_and_answer_or_end_and_answer() {
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         let waiting = status(vec![
             call(1, CallState::Connected),
             call(2, CallState::Ringing),
@@ -200,7 +200,7 @@ mod tests {
     #[test]
     fn the_keypad_sends_each_digit_and_keeps_the_call_keys() {
         let talking = status(vec![call(1, CallState::Connected)]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         assert_eq!(screen.press(&talking, key('k')), Press::Screen);
         for (c, digit) in [('1', "1"), ('#', "#"), ('*', "*"), ('B', "B")] {
             assert_eq!(
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn c_types_a_target_and_enter_calls_it() {
         let idle = status(vec![]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         assert_eq!(screen.press(&idle, key('c')), Press::Screen);
         for c in "bobx".chars() {
             assert_eq!(screen.press(&idle, key(c)), Press::Screen);
@@ -246,7 +246,7 @@ mod tests {
     #[test]
     fn r_opens_and_closes_the_recents() {
         let idle = status(vec![]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         screen.press(&idle, key('r'));
         assert_eq!(screen.mode(), &Mode::Recents);
         screen.press(&idle, key('r'));

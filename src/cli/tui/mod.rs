@@ -49,7 +49,7 @@ pub struct Tui {
 impl Tui {
     /// Takes over the terminal (raw mode, alternate screen). A panic hook
     /// restores it before the panic message prints.
-    pub fn open() -> anyhow::Result<Tui> {
+    pub fn open(note: String) -> anyhow::Result<Tui> {
         use std::io::IsTerminal;
         if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
             anyhow::bail!("--tui needs a terminal (run it without --tui when piped)");
@@ -65,7 +65,7 @@ impl Tui {
         tokio::spawn(restore_on_signal());
         Ok(Tui {
             terminal,
-            screen: CallScreen::new(),
+            screen: CallScreen::with_note(note),
             drawn: None,
             dirty: true,
         })
@@ -279,8 +279,12 @@ pub(crate) mod tests {
     #[test]
     fn idle_shows_the_registration_and_the_recents() {
         let now = Instant::now();
-        let text = draw(&CallScreen::new(), &status(vec![]), &recents(), now);
-        has(&text, "sip:bob@example.com  registered for 600 s with push");
+        let screen = CallScreen::with_note("on 127.0.0.1:5070");
+        let text = draw(&screen, &status(vec![]), &recents(), now);
+        has(
+            &text,
+            "sip:bob@example.com  registered for 600 s with push\non 127.0.0.1:5070",
+        );
         has(&text, "Recents");
         has(&text, "Alice");
         has(&text, "1:15");
@@ -289,7 +293,7 @@ pub(crate) mod tests {
         has(&text, "c call");
         hasnt(&text, "Incoming call");
         let none = draw(
-            &CallScreen::new(),
+            &CallScreen::default(),
             &status(vec![]),
             &RecentsReply { recents: vec![] },
             now,
@@ -301,7 +305,7 @@ pub(crate) mod tests {
     fn an_incoming_call_shows_caller_name_and_number_with_answer_and_decline() {
         let now = Instant::now();
         let ringing = status(vec![call(2, CallState::Ringing)]);
-        let text = draw(&CallScreen::new(), &ringing, &recents(), now);
+        let text = draw(&CallScreen::default(), &ringing, &recents(), now);
         has(&text, "Incoming call");
         has(&text, "Carol");
         has(&text, "sip:+15551234567@example.com");
@@ -311,7 +315,12 @@ pub(crate) mod tests {
         // Without a caller name the user part stands in.
         let mut unnamed = call(1, CallState::Ringing);
         unnamed.caller_name = None;
-        let text = draw(&CallScreen::new(), &status(vec![unnamed]), &recents(), now);
+        let text = draw(
+            &CallScreen::default(),
+            &status(vec![unnamed]),
+            &recents(),
+            now,
+        );
         has(&text, "│ alice");
     }
 
@@ -319,7 +328,7 @@ pub(crate) mod tests {
     fn a_connected_call_shows_a_timer_that_follows_now() {
         let t0 = Instant::now();
         let talking = status(vec![call(1, CallState::Connected)]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         screen.observe(
             t0,
             &PhoneEvent::Connected {
@@ -351,14 +360,19 @@ pub(crate) mod tests {
         let mut held = call(1, CallState::Connected);
         held.on_hold = true;
         held.muted = true;
-        let text = draw(&CallScreen::new(), &status(vec![held]), &recents(), now);
+        let text = draw(&CallScreen::default(), &status(vec![held]), &recents(), now);
         has(&text, "On hold");
         has(&text, "on hold");
         has(&text, "muted");
         has(&text, "h resume  e end");
         let mut muted = call(1, CallState::Connected);
         muted.muted = true;
-        let text = draw(&CallScreen::new(), &status(vec![muted]), &recents(), now);
+        let text = draw(
+            &CallScreen::default(),
+            &status(vec![muted]),
+            &recents(),
+            now,
+        );
         has(&text, "muted");
         has(&text, "m unmute");
         hasnt(&text, "on hold");
@@ -371,7 +385,7 @@ pub(crate) mod tests {
             call(1, CallState::Connected),
             call(2, CallState::Ringing),
         ]);
-        let text = draw(&CallScreen::new(), &waiting, &recents(), now);
+        let text = draw(&CallScreen::default(), &waiting, &recents(), now);
         has(&text, "Call waiting");
         has(&text, "Carol");
         has(&text, "[h] Hold & Answer   [e] End & Answer   [d] Decline");
@@ -383,7 +397,7 @@ pub(crate) mod tests {
     fn the_keypad_and_the_dial_panel_show_what_was_typed() {
         let now = Instant::now();
         let talking = status(vec![call(1, CallState::Connected)]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         for c in "k12#".chars() {
             screen.press(
                 &talking,
@@ -395,7 +409,7 @@ pub(crate) mod tests {
         has(&text, "* 0 #");
         has(&text, "sent: 12#");
         let idle = status(vec![]);
-        let mut screen = CallScreen::new();
+        let mut screen = CallScreen::default();
         for c in "cbob".chars() {
             screen.press(&idle, KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE));
         }

@@ -26,7 +26,7 @@ pub fn render(
         .iter()
         .filter(|c| matches!(c.state, CallState::Connecting | CallState::Connected))
         .collect();
-    let mut parts = vec![Constraint::Length(1)];
+    let mut parts = vec![Constraint::Length(2)];
     if calls.ringing.is_some() {
         parts.push(Constraint::Length(5));
     }
@@ -41,10 +41,13 @@ pub fn render(
     let mut next = || area.next().unwrap_or_default();
 
     frame.render_widget(
-        Paragraph::new(Line::from(vec![
-            Span::from(status.aor.as_str()).bold(),
-            Span::from(format!("  {}", status.registration)),
-        ])),
+        Paragraph::new(vec![
+            Line::from(vec![
+                Span::from(status.aor.as_str()).bold(),
+                Span::from(format!("  {}", status.registration)),
+            ]),
+            Line::from(screen.note.as_str()).dim(),
+        ]),
         next(),
     );
     if let Some(call) = calls.ringing {

@@ -35,11 +35,17 @@ pub struct CallScreen {
     connected_since: HashMap<Uuid, Instant>,
     /// The last command's reply or error, one line.
     pub(super) message: Option<String>,
+    /// Where the phone listens and what its audio is, under the title.
+    pub(super) note: String,
 }
 
 impl CallScreen {
-    pub fn new() -> Self {
-        Self::default()
+    /// A screen with `note` (where the phone listens, its audio…) under the title.
+    pub fn with_note(note: impl Into<String>) -> Self {
+        CallScreen {
+            note: note.into(),
+            ..Self::default()
+        }
     }
 
     pub fn mode(&self) -> &Mode {
