@@ -153,6 +153,12 @@ impl Control {
         let _ = request.reply.send(reply);
     }
 
+    /// The controller `ctl` goes through, for the call screen (`--tui`) to
+    /// go through the same.
+    pub fn controller(&mut self) -> &mut Controller {
+        &mut self.controller
+    }
+
     /// Every phone event passes here, so `status` knows the calls' parties,
     /// the registration and why calls ended.
     pub fn observe(&mut self, now: Instant, event: &PhoneEvent) {
@@ -311,5 +317,6 @@ async fn remove_on_signal(path: PathBuf, inode: u64) {
         _ = term.recv() => 143,
     };
     drop(SocketFile { path, inode });
+    super::tui::restore();
     std::process::exit(code);
 }

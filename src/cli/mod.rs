@@ -10,6 +10,7 @@ pub mod push_service;
 pub mod server;
 pub mod simulate;
 pub mod sip;
+pub mod tui;
 pub mod user;
 
 /// Writes one line to standard output and says whether it got there. Unlike

@@ -62,6 +62,11 @@ pub struct PhoneArgs {
     /// device if built with it, else null.
     #[arg(long, value_name = "SINK", value_parser = valid::<AudioOut>)]
     audio_out: Option<String>,
+    /// Show the call screen in the terminal instead of the ladder: a answer,
+    /// d decline, e end, m mute, h hold/resume, k keypad, c call, r recents,
+    /// q quit; with a second call ringing, h hold & answer, e end & answer.
+    #[arg(long)]
+    tui: bool,
 }
 
 /// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
@@ -138,7 +143,11 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         Some(s) => start + seconds(s, "timeout")?,
         None => start + Duration::from_secs(100 * 365 * 24 * 3600),
     };
+    let ladder = !args.tui;
     let print = |line: &str| {
+        if !ladder {
+            return;
+        }
         let t = start.elapsed().as_secs_f64();
         println!("{t:9.3}  {line}");
     };
@@ -159,12 +168,29 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let mut hangup_at: Option<Instant> = None;
+    let mut tui = if args.tui {
+        let note = format!("on {}, {audio}; {}", ep.local_addr(), control.describe());
+        Some(super::tui::Tui::open(note)?)
+    } else {
+        None
+    };
     let mut ended = 0u32;
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
-        let Some(event) = ep.next_event(control.wake(ep.now(), wake)).await else {
-            // Idle, every event seen: answer `ctl`.
+        let mut until = control.wake(ep.now(), wake);
+        if let Some(tui) = &tui {
+            until = tui.wake(ep.now(), until);
+        }
+        let Some(event) = ep.next_event(until).await else {
+            // Idle, every event seen: answer `ctl` and the keys.
             control.serve(&mut ep);
+            if let Some(screen) = &mut tui {
+                if !screen.serve(&mut ep, control.controller())? {
+                    ep.run_for(Duration::from_millis(200)).await;
+                    ep.stop_audio().await;
+                    return Ok(ExitCode::SUCCESS);
+                }
+            }
             if ep.now() < wake {
                 continue;
             }
@@ -190,6 +216,9 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
             EndpointEvent::Phone(e) => {
                 print(&format!("  {}", e.describe()));
                 control.observe(ep.now(), &e);
+                if let Some(screen) = &mut tui {
+                    screen.observe(ep.now(), &e);
+                }
                 match e {
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);

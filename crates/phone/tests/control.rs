@@ -331,6 +331,42 @@ fn answer_during_a_call_holds_it_and_resume_swaps_back() {
 }
 
 #[test]
+fn end_and_answer_is_hangup_then_answer_at_the_same_instant() {
+    // The call screen's "End & Answer" (`phone --tui`, key e while a
+    // second call rings) runs both commands in one pass, with no event
+    // handled between them.
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    action(w.ctl("alice", "call sip:bob@bob.test"));
+    w.run(SEC);
+    let first = action(w.ctl("bob", "answer")).uuid;
+    w.run(SEC);
+    action(w.ctl("carol", "call sip:bob@bob.test"));
+    w.run(SEC);
+
+    let ctl = w.ctl.get_mut("bob").unwrap();
+    let (ended, answered) = w.sim.with("bob", |p, now| {
+        let ended = ctl.execute(now, p, phone::control::Command::Hangup);
+        let answered = ctl.execute(now, p, phone::control::Command::Answer);
+        (ended, answered)
+    });
+    w.feed();
+    assert_eq!(action(ended).uuid, first);
+    let answered = action(answered);
+    assert_eq!(answered.held_other, None, "the ended call is not held");
+    w.run(SEC);
+    let bob = w.status("bob").calls;
+    let by_uuid = |u| bob.iter().find(|c: &&CallStatus| c.uuid == u).unwrap();
+    assert_eq!(by_uuid(first).state, CallState::Ended);
+    let second = by_uuid(answered.uuid);
+    assert_eq!(
+        (second.state, second.on_hold, second.remote.as_deref()),
+        (CallState::Connected, false, Some("sip:carol@carol.test"))
+    );
+    assert_eq!(w.only_call("carol").state, CallState::Connected);
+    assert_eq!(w.only_call("alice").state, CallState::Ended);
+}
+
+#[test]
 fn answering_a_push_woken_call_before_its_invite_connects_when_the_invite_comes() {
     let mut w = World::with_push(&["alice", "bob"], &["bob"]);
     assert_eq!(
