@@ -3,13 +3,14 @@
 //! events with their times.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use callkit::{CallAction, RingChoice, ScriptedCallUi, Transaction};
 use phone::audio::{AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
-use phone::{PhoneConfig, PhoneEvent};
+use phone::{PhoneConfig, PhoneEvent, PushConfig};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -62,12 +63,40 @@ pub struct PhoneArgs {
     /// device if built with it, else null.
     #[arg(long, value_name = "SINK", value_parser = valid::<AudioOut>)]
     audio_out: Option<String>,
+    /// The push service that wakes this phone (http://HOST:PORT, or https
+    /// with --push-ca): the phone registers with RFC 8599 push parameters
+    /// and is woken by VoIP pushes. `callkit-voip server` prints its
+    /// in-process service's URL ("push in-process URL"). Without it the
+    /// phone registers plainly.
+    #[arg(long, value_name = "URL", env = "CALLKIT_PUSH_SERVICE")]
+    push_service: Option<String>,
+    /// The CA certificate (PEM) to trust for an https push service.
+    #[arg(long, value_name = "PEM", requires = "push_service")]
+    push_ca: Option<PathBuf>,
+    /// A file keeping the push device's secret, created on first use: the
+    /// same file gives the same token across restarts.
+    #[arg(long, value_name = "FILE", requires = "push_service")]
+    push_identity: Option<PathBuf>,
+    /// The app's bundle id (the push topic is BUNDLE.voip).
+    #[arg(long, value_name = "BUNDLE", default_value = PUSH_BUNDLE)]
+    push_bundle: String,
+    /// The Apple team id the server pushes as (`team_id` of its [push] config).
+    #[arg(long, value_name = "ID", default_value = PUSH_TEAM)]
+    push_team: String,
+    /// Register plainly, without push, even if CALLKIT_PUSH_SERVICE is set.
+    #[arg(long, conflicts_with_all = ["push_ca", "push_identity"])]
+    no_push: bool,
     /// Show the call screen in the terminal instead of the ladder: a answer,
     /// d decline, e end, m mute, h hold/resume, k keypad, c call, r recents,
     /// q quit; with a second call ringing, h hold & answer, e end & answer.
     #[arg(long)]
     tui: bool,
 }
+
+/// The app whose VoIP pushes wake the phone (the demo's).
+const PUSH_BUNDLE: &str = "com.example.callkit-voip";
+/// The server's default `[push] team_id`.
+const PUSH_TEAM: &str = "TEAM123456";
 
 /// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
 /// a source or sink is made once, not cloned as clap would).
@@ -103,6 +132,21 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         config.registrar = Some(format!("sip:{server}"));
         config.domain = server.clone();
     }
+    let push_service = args.push_service.clone().filter(|_| !args.no_push);
+    if push_service.is_some() {
+        config.push = Some(PushConfig::new(
+            args.push_team.clone(),
+            args.push_bundle.clone(),
+        ));
+    }
+    let push_link = match &push_service {
+        Some(url) => Some(super::push_device::connect(
+            url,
+            args.push_ca.as_deref(),
+            args.push_identity.as_deref(),
+        )?),
+        None => None,
+    };
     let user = args
         .aor
         .split_once(':')
@@ -119,6 +163,9 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(link) = push_link {
+        ep.attach_push_connection(link, &args.push_bundle);
+    }
     let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
     audio_in
         .check()
@@ -156,6 +203,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         args.aor,
         ep.local_addr()
     ));
+    if let Some(url) = &push_service {
+        print(&format!(
+            "push device linked to {url} for {}.voip",
+            args.push_bundle
+        ));
+    }
     ep.start();
     let mut ours = None;
     let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
