@@ -2,7 +2,8 @@
 //! push service that `callkit-voip server` runs in-process: bob registers
 //! with RFC 8599 parameters over his device link, alice calls him, the
 //! server pushes, bob's phone reports the call from the push before the
-//! INVITE reaches it, answers, and the call ends. Checked in the phones'
+//! INVITE reaches it (the push sealed to bob's key), answers, and the call
+//! ends. Checked in the phones'
 //! ladders and the server's `/metrics`, not in exit codes. Bounded
 //! throughout: every process has a timeout and dies with the test.
 
@@ -141,6 +142,22 @@ fn a_phone_process_is_woken_by_the_servers_push_service_and_answers() {
     let reported = position(&bob_log, "(from push)").expect(&logs);
     let invite = position(&bob_log, "← INVITE").expect(&logs);
     assert!(push < invite && reported < invite, "{logs}");
+    // Registered with RFC 8599 parameters and a sealing key: the server
+    // sealed the push to it, and bob read the caller from it.
+    let invite_line = bob_log.lines().nth(invite).unwrap();
+    assert!(
+        invite_line.contains("pn-param=TEAM123456.com.example.callkit-voip.voip")
+            && invite_line.contains("pn-sealkey="),
+        "{logs}"
+    );
+    assert!(
+        bob_log
+            .lines()
+            .nth(push)
+            .unwrap()
+            .contains("from sip:alice@"),
+        "{logs}"
+    );
     assert!(bob_log.contains("1 call(s) ended; done"), "{logs}");
     // Alice was answered (a 200 to her INVITE) and her call ended.
     assert!(alice_log.contains("← 200 OK"), "{logs}");

@@ -133,11 +133,16 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         config.domain = server.clone();
     }
     let push_service = args.push_service.clone().filter(|_| !args.no_push);
+    // Pushes are sealed to a key made for this run: neither the push
+    // service nor APNs learns who calls.
+    let mut sealing_key = None;
     if push_service.is_some() {
-        config.push = Some(PushConfig::new(
-            args.push_team.clone(),
-            args.push_bundle.clone(),
-        ));
+        let key = push::DeviceKey::generate()
+            .map_err(|e| anyhow::anyhow!("cannot make the push sealing key: {e}"))?;
+        sealing_key = Some(key.public());
+        let mut push = PushConfig::new(args.push_team.clone(), args.push_bundle.clone());
+        push.device_key = Some(key);
+        config.push = Some(push);
     }
     let push_link = match &push_service {
         Some(url) => Some(super::push_device::connect(
@@ -164,7 +169,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
     if let Some(link) = push_link {
-        ep.attach_push_connection(link, &args.push_bundle);
+        ep.attach_push_connection(link, &args.push_bundle, sealing_key.as_ref());
     }
     let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
     audio_in

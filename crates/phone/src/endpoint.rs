@@ -202,12 +202,18 @@ impl PhoneEndpoint {
     }
 
     /// Receives pushes over `link`, a device linked to a push service in
-    /// another process, for the app `bundle_id` (registered here). Its
-    /// token comes once the link is up and goes to PushKit (the phone
-    /// registers, and registers again on every new token); the link
-    /// reconnects by itself.
-    pub fn attach_push_connection(&mut self, link: DeviceConnection, bundle_id: &str) {
-        link.register(bundle_id, None);
+    /// another process, for the app `bundle_id` (registered here, with
+    /// `sealing_key`: the public half of the config's `device_key`, so the
+    /// service records what senders seal to). Its token comes once the
+    /// link is up and goes to PushKit (the phone registers, and registers
+    /// again on every new token); the link reconnects by itself.
+    pub fn attach_push_connection(
+        &mut self,
+        link: DeviceConnection,
+        bundle_id: &str,
+        sealing_key: Option<&push::SealingKey>,
+    ) {
+        link.register(bundle_id, sealing_key);
         self.push = Some(PushLink::Connected {
             link,
             bundle_id: bundle_id.to_owned(),
