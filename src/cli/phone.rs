@@ -14,7 +14,7 @@ use phone::{PhoneConfig, PhoneEvent, PushConfig};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
+    after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1\n  # woken by pushes: the URL `callkit-voip server` prints as \"push in-process URL\"\n  callkit-voip phone --user bob --password builder --server 127.0.0.1:5060 --push-service http://127.0.0.1:41903 --auto-answer 1"
 )]
 pub struct PhoneArgs {
     /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
