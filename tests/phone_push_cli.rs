@@ -170,3 +170,25 @@ fn a_phone_process_is_woken_by_the_servers_push_service_and_answers() {
     );
     drop(server);
 }
+
+#[test]
+fn a_push_phone_whose_service_is_down_does_not_register_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    // Nobody listens on either port: the link keeps retrying, no token comes.
+    let server = format!("127.0.0.1:{}", free_port());
+    let service = format!("http://127.0.0.1:{}", free_port());
+    let out = ours(&run)
+        .args(["phone", "--user", "bob", "--password", "builder"])
+        .args(["--server", &server, "--push-service", &service])
+        .args(["--timeout", "6"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("no push token from {service} after 5 s")),
+        "{text}"
+    );
+    assert!(!text.contains("REGISTER"), "{text}");
+}

@@ -97,6 +97,8 @@ pub struct PhoneArgs {
 const PUSH_BUNDLE: &str = "com.example.callkit-voip";
 /// The server's default `[push] team_id`.
 const PUSH_TEAM: &str = "TEAM123456";
+/// How long a push phone waits for its token before it says it has none.
+const TOKEN_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
 /// a source or sink is made once, not cloned as clap would).
@@ -233,8 +235,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let mut ended = 0u32;
+    // With push the phone registers only once the service gives it a
+    // token: say so if that takes long (the link keeps retrying).
+    let mut token_check_at = push_service.as_ref().map(|_| ep.now() + TOKEN_PATIENCE);
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
+        let wake = token_check_at.map_or(wake, |t| t.min(wake));
         let mut until = control.wake(ep.now(), wake);
         if let Some(tui) = &tui {
             until = tui.wake(ep.now(), until);
@@ -250,6 +256,15 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             if ep.now() < wake {
+                continue;
+            }
+            if token_check_at.is_some_and(|t| t <= ep.now()) {
+                token_check_at = None;
+                print(&format!(
+                    "no push token from {} after {} s: not registered yet (is the push service running? the link keeps retrying)",
+                    push_service.as_deref().unwrap_or_default(),
+                    TOKEN_PATIENCE.as_secs()
+                ));
                 continue;
             }
             if hangup_at.is_some_and(|h| h <= ep.now()) {
@@ -278,6 +293,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
                     screen.observe(ep.now(), &e);
                 }
                 match e {
+                    PhoneEvent::PushToken { .. } => token_check_at = None,
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);
                     }
