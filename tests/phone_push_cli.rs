@@ -192,3 +192,123 @@ fn a_push_phone_whose_service_is_down_does_not_register_and_says_why() {
     );
     assert!(!text.contains("REGISTER"), "{text}");
 }
+
+/// Polls `log` (at most ~20 s) until `ok` holds on its text.
+fn wait_for(log: &Path, what: &str, ok: impl Fn(&str) -> bool) {
+    for _ in 0..200 {
+        if ok(&std::fs::read_to_string(log).unwrap_or_default()) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "never {what}:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[test]
+fn after_a_server_restart_the_phone_relinks_re_registers_its_new_token_and_is_woken() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = dir.path().join("run");
+    std::fs::create_dir(&run).unwrap();
+    let db = dir.path().join("server.db");
+    for (user, password) in [("alice", "s3cret"), ("bob", "builder")] {
+        let out = ours(&run)
+            .args(["user", "add", user, "--password", password, "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+    }
+    // A fixed push service port, so the phone's URL still holds after the restart.
+    let server_addr = format!("127.0.0.1:{}", free_port());
+    let service_port = free_port();
+    let config = dir.path().join("server.toml");
+    std::fs::write(
+        &config,
+        format!("metrics_listen = \"127.0.0.1:0\"\n[push]\nservice_listen = \"127.0.0.1:{service_port}\"\n"),
+    )
+    .unwrap();
+    let start_server = || {
+        let mut server = Proc::new(
+            ours(&run)
+                .args(["server", "--listen", &server_addr, "--config"])
+                .arg(&config)
+                .arg("--db")
+                .arg(&db)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut line = String::new();
+        BufReader::new(server.child().stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        (server, line)
+    };
+    let (server, line) = start_server();
+    let push_url = after(&line, "push in-process").to_owned();
+    assert!(push_url.ends_with(&format!(":{service_port}")), "{line}");
+
+    let bob_log = dir.path().join("bob.log");
+    let mut bob = ours(&run);
+    bob.args(["phone", "--user", "bob", "--password", "builder"])
+        .args(["--server", &server_addr, "--push-service", &push_url])
+        .args(["--media-port", "0", "--auto-answer", "0.3"])
+        .args(["--calls", "1", "--timeout", "60"]);
+    let bob = spawn_logged(bob, &bob_log);
+    wait_for(&bob_log, "registered with push", |t| {
+        t.contains("(with push)")
+    });
+    drop(server);
+    // The restarted service knows no device: the link comes back, the app
+    // is registered again and gets a new token, and bob re-registers with it.
+    let (server, line) = start_server();
+    wait_for(&bob_log, "re-registered with a second token", |t| {
+        t.matches("push token ").count() >= 2
+            && t.rsplit("push token ")
+                .next()
+                .unwrap()
+                .contains("(with push)")
+    });
+
+    let alice_log = dir.path().join("alice.log");
+    let mut alice = ours(&run);
+    alice
+        .args(["phone", "--user", "alice", "--password", "s3cret"])
+        .args(["--server", &server_addr, "--media-port", "0"])
+        .args(["--call", "bob", "--hangup-after", "0.5"])
+        .args(["--calls", "1", "--timeout", "40"]);
+    let _ = spawn_logged(alice, &alice_log).finish();
+    let _ = bob.finish();
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+    let (alice_log, bob_log) = (read(&alice_log), read(&bob_log));
+    let logs = format!("alice:\n{alice_log}\nbob:\n{bob_log}");
+    let tokens: Vec<&str> = bob_log
+        .lines()
+        .filter_map(|l| l.split("push token ").nth(1))
+        .collect();
+    assert!(
+        tokens.len() >= 2 && tokens[0] != tokens[tokens.len() - 1],
+        "{logs}"
+    );
+    let push = position(&bob_log, "VoIP push: call").expect(&logs);
+    let invite = position(&bob_log, "← INVITE").expect(&logs);
+    assert!(push < invite, "{logs}");
+    // The INVITE went to the binding of the new token.
+    let last_token = tokens[tokens.len() - 1].trim();
+    assert!(
+        bob_log.lines().nth(invite).unwrap().contains(last_token),
+        "{logs}"
+    );
+    assert!(bob_log.contains("1 call(s) ended; done"), "{logs}");
+    assert!(alice_log.contains("← 200 OK"), "{logs}");
+    let metrics_addr = after(&line, "metrics http://").trim_end_matches("/metrics");
+    assert!(
+        counter(&metrics(metrics_addr), "callkit_pushes_sent_total") >= 1.0,
+        "{logs}"
+    );
+    drop(server);
+}
