@@ -3,17 +3,18 @@
 //! events with their times.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use callkit::{CallAction, RingChoice, ScriptedCallUi, Transaction};
 use phone::audio::{AudioIn, AudioOut};
 use phone::endpoint::{EndpointEvent, PhoneEndpoint};
-use phone::{PhoneConfig, PhoneEvent};
+use phone::{PhoneConfig, PhoneEvent, PushConfig};
 
 #[derive(clap::Args, Debug)]
 #[command(
-    after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1"
+    after_help = "Examples:\n  callkit-voip phone --aor sip:alice@127.0.0.1 --server 127.0.0.1:5060 --password secret --auto-answer 1\n  callkit-voip phone --aor sip:alice@127.0.0.1 --call sip:bob@127.0.0.1:5090 --hangup-after 5\n  sipp -sn uac 127.0.0.1:5070 -m 1 & callkit-voip phone --aor sip:bob@127.0.0.1 --listen 127.0.0.1:5070 --auto-answer 0.5 --calls 1\n  # woken by pushes: the URL `callkit-voip server` prints as \"push in-process URL\"\n  callkit-voip phone --user bob --password builder --server 127.0.0.1:5060 --push-service http://127.0.0.1:41903 --auto-answer 1"
 )]
 pub struct PhoneArgs {
     /// Our address-of-record, e.g. sip:alice@127.0.0.1 [default: sip:USER@SERVER].
@@ -62,12 +63,42 @@ pub struct PhoneArgs {
     /// device if built with it, else null.
     #[arg(long, value_name = "SINK", value_parser = valid::<AudioOut>)]
     audio_out: Option<String>,
+    /// The push service that wakes this phone (http://HOST:PORT, or https
+    /// with --push-ca): the phone registers with RFC 8599 push parameters
+    /// and is woken by VoIP pushes. `callkit-voip server` prints its
+    /// in-process service's URL ("push in-process URL"). Without it the
+    /// phone registers plainly.
+    #[arg(long, value_name = "URL", env = "CALLKIT_PUSH_SERVICE")]
+    push_service: Option<String>,
+    /// The CA certificate (PEM) to trust for an https push service.
+    #[arg(long, value_name = "PEM", requires = "push_service")]
+    push_ca: Option<PathBuf>,
+    /// A file keeping the push device's secret, created on first use: the
+    /// same file gives the same token across restarts.
+    #[arg(long, value_name = "FILE", requires = "push_service")]
+    push_identity: Option<PathBuf>,
+    /// The app's bundle id (the push topic is BUNDLE.voip).
+    #[arg(long, value_name = "BUNDLE", default_value = PUSH_BUNDLE)]
+    push_bundle: String,
+    /// The Apple team id the server pushes as (`team_id` of its [push] config).
+    #[arg(long, value_name = "ID", default_value = PUSH_TEAM)]
+    push_team: String,
+    /// Register plainly, without push, even if CALLKIT_PUSH_SERVICE is set.
+    #[arg(long, conflicts_with_all = ["push_ca", "push_identity"])]
+    no_push: bool,
     /// Show the call screen in the terminal instead of the ladder: a answer,
     /// d decline, e end, m mute, h hold/resume, k keypad, c call, r recents,
     /// q quit; with a second call ringing, h hold & answer, e end & answer.
     #[arg(long)]
     tui: bool,
 }
+
+/// The app whose VoIP pushes wake the phone (the demo's).
+const PUSH_BUNDLE: &str = "com.example.callkit-voip";
+/// The server's default `[push] team_id`.
+const PUSH_TEAM: &str = "TEAM123456";
+/// How long a push phone waits for its token before it says it has none.
+const TOKEN_PATIENCE: Duration = Duration::from_secs(5);
 
 /// Checks an `--audio-in`/`--audio-out` value at parse time (kept as text:
 /// a source or sink is made once, not cloned as clap would).
@@ -103,6 +134,26 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         config.registrar = Some(format!("sip:{server}"));
         config.domain = server.clone();
     }
+    let push_service = args.push_service.clone().filter(|_| !args.no_push);
+    // Pushes are sealed to a key made for this run: neither the push
+    // service nor APNs learns who calls.
+    let mut sealing_key = None;
+    if push_service.is_some() {
+        let key = push::DeviceKey::generate()
+            .map_err(|e| anyhow::anyhow!("cannot make the push sealing key: {e}"))?;
+        sealing_key = Some(key.public());
+        let mut push = PushConfig::new(args.push_team.clone(), args.push_bundle.clone());
+        push.device_key = Some(key);
+        config.push = Some(push);
+    }
+    let push_link = match &push_service {
+        Some(url) => Some(super::push_device::connect(
+            url,
+            args.push_ca.as_deref(),
+            args.push_identity.as_deref(),
+        )?),
+        None => None,
+    };
     let user = args
         .aor
         .split_once(':')
@@ -119,6 +170,9 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
     })
     .await
     .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", args.listen))?;
+    if let Some(link) = push_link {
+        ep.attach_push_connection(link, &args.push_bundle, sealing_key.as_ref());
+    }
     let audio_in: AudioIn = audio(args.audio_in.as_deref())?;
     audio_in
         .check()
@@ -156,6 +210,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         args.aor,
         ep.local_addr()
     ));
+    if let Some(url) = &push_service {
+        print(&format!(
+            "push device linked to {url} for {}.voip",
+            args.push_bundle
+        ));
+    }
     ep.start();
     let mut ours = None;
     let mut control = super::control::Control::open(&args.control, &control_user, &args.aor)?;
@@ -175,8 +235,12 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let mut ended = 0u32;
+    // With push the phone registers only once the service gives it a
+    // token: say so if that takes long (the link keeps retrying).
+    let mut token_check_at = push_service.as_ref().map(|_| ep.now() + TOKEN_PATIENCE);
     loop {
         let wake = hangup_at.map_or(deadline, |h| h.min(deadline));
+        let wake = token_check_at.map_or(wake, |t| t.min(wake));
         let mut until = control.wake(ep.now(), wake);
         if let Some(tui) = &tui {
             until = tui.wake(ep.now(), until);
@@ -192,6 +256,15 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
                 }
             }
             if ep.now() < wake {
+                continue;
+            }
+            if token_check_at.is_some_and(|t| t <= ep.now()) {
+                token_check_at = None;
+                print(&format!(
+                    "no push token from {} after {} s: not registered yet (is the push service running? the link keeps retrying)",
+                    push_service.as_deref().unwrap_or_default(),
+                    TOKEN_PATIENCE.as_secs()
+                ));
                 continue;
             }
             if hangup_at.is_some_and(|h| h <= ep.now()) {
@@ -220,6 +293,7 @@ async fn phone(mut args: PhoneArgs) -> anyhow::Result<ExitCode> {
                     screen.observe(ep.now(), &e);
                 }
                 match e {
+                    PhoneEvent::PushToken { .. } => token_check_at = None,
                     PhoneEvent::Connected { uuid } if Some(uuid) == ours => {
                         hangup_at = hangup_after.map(|d| ep.now() + d);
                     }

@@ -48,38 +48,46 @@ pub struct PushDeviceArgs {
     count: Option<u64>,
 }
 
-pub fn run(args: PushDeviceArgs) -> anyhow::Result<ExitCode> {
-    let tls = match &args.ca {
+/// A device link to the push service at `url` (started in the background:
+/// call from inside the runtime), trusting `ca` for https, with the secret
+/// kept in `identity` when given.
+pub fn connect(
+    url: &str,
+    ca: Option<&Path>,
+    identity: Option<&Path>,
+) -> anyhow::Result<DeviceConnection> {
+    let tls = match ca {
         Some(path) => {
             let pem = std::fs::read(path)
                 .with_context(|| format!("could not read the CA certificate {}", path.display()))?;
-            Some(push::tls::client_config_trusting_pem(&pem).with_context(|| {
-                format!("{} is not a PEM CA certificate", path.display())
-            })?)
+            Some(
+                push::tls::client_config_trusting_pem(&pem)
+                    .with_context(|| format!("{} is not a PEM CA certificate", path.display()))?,
+            )
         }
-        None if args.service.starts_with("https:") => bail!(
-            "{} is https: pass --ca with the service's CA certificate (push-service prints where it is)",
-            args.service
+        None if url.starts_with("https:") => bail!(
+            "{url} is https: pass the service's CA certificate (push-service prints where it is)"
         ),
         None => None,
     };
-    let identity = match &args.identity {
+    let identity = match identity {
         Some(path) => load_or_create_identity(path)?,
         None => DeviceIdentity::generate(),
     };
+    let mut config = DeviceConfig::new(url, tls, identity);
+    config.connect_timeout = Duration::from_secs(10);
+    DeviceConnection::connect(config).with_context(|| {
+        format!("{url} is not a push service URL — write http://HOST:PORT or https://HOST:PORT")
+    })
+}
+
+pub fn run(args: PushDeviceArgs) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("could not start the async runtime")?;
     rt.block_on(async move {
-        let mut config = DeviceConfig::new(args.service.clone(), tls, identity);
-        config.connect_timeout = Duration::from_secs(10);
-        let mut link = DeviceConnection::connect(config).with_context(|| {
-            format!(
-                "{} is not a push service URL — write http://HOST:PORT or https://HOST:PORT",
-                args.service
-            )
-        })?;
+        let mut link = connect(&args.service, args.ca.as_deref(), args.identity.as_deref())?;
         for topic in &args.topics {
             link.register(topic.trim_end_matches(".voip"), None);
         }

@@ -1,6 +1,7 @@
 //! A [`Phone`] on real sockets: the thin tokio driver. It feeds the core
-//! what the SIP [`TransportLayer`] receives and what the push service's
-//! device handle delivers, sends what the core transmits, and sleeps until
+//! what the SIP [`TransportLayer`] receives and what the push service
+//! delivers (an in-process device handle, or a device link to a push
+//! service in another process), sends what the core transmits, and sleeps until
 //! its next timer. Every decision stays in the sans-IO core. It also runs
 //! the calls' audio ([`crate::audio`]): the media engine, started when
 //! CallKit activates the audio session.
@@ -8,6 +9,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use push::device::{ConnectionEvent, DeviceConnection};
 use push::service::{DeviceEvent, DeviceHandle};
 use sip::endpoint::resolve_uri;
 use sip::transport::{Incoming, Target, Transport, TransportConfig, TransportError};
@@ -41,13 +43,70 @@ pub enum EndpointEvent {
     Audio(AudioEvent),
 }
 
+/// Where the phone's pushes come from.
+enum PushLink {
+    /// A device of a push service in this process.
+    InProcess(DeviceHandle),
+    /// A device linked to a push service over HTTP/2; it reconnects by
+    /// itself and replays its registration, so a new link brings the token
+    /// again.
+    Connected {
+        link: DeviceConnection,
+        bundle_id: String,
+    },
+}
+
+/// What the push link said, in the core's terms.
+enum PushInput {
+    Token(Vec<u8>),
+    Push(bytes::Bytes),
+    Invalidated,
+    /// Nothing for the core (the link went up or down, another app).
+    Quiet,
+}
+
+impl PushLink {
+    async fn recv(&mut self) -> Option<PushInput> {
+        match self {
+            PushLink::InProcess(device) => Some(match device.recv().await? {
+                DeviceEvent::Push(push) => PushInput::Push(push.payload),
+                DeviceEvent::TokenUpdated { token, .. } => {
+                    PushInput::Token(hex_bytes(token.as_str()))
+                }
+                DeviceEvent::TokenInvalidated { .. } => PushInput::Invalidated,
+            }),
+            PushLink::Connected { link, bundle_id } => Some(match link.next_event().await? {
+                ConnectionEvent::Token {
+                    bundle_id: b,
+                    token,
+                } if b == *bundle_id => PushInput::Token(hex_bytes(token.as_str())),
+                ConnectionEvent::Push(push) => PushInput::Push(push.payload),
+                ConnectionEvent::TokenInvalidated { bundle_id: b } if b == *bundle_id => {
+                    PushInput::Invalidated
+                }
+                ConnectionEvent::Connected => {
+                    tracing::info!("push link up");
+                    PushInput::Quiet
+                }
+                ConnectionEvent::Disconnected { reason } => {
+                    tracing::info!(%reason, "push link down; retrying");
+                    PushInput::Quiet
+                }
+                _ => PushInput::Quiet,
+            }),
+        }
+    }
+}
+
 /// A phone bound to a local address.
 pub struct PhoneEndpoint {
     phone: Phone<Target>,
     transport: TransportLayer,
     incoming: mpsc::Receiver<Incoming>,
     local: SocketAddr,
-    device: Option<DeviceHandle>,
+    push: Option<PushLink>,
+    /// The push token, kept until the phone has started.
+    token: Option<Vec<u8>>,
     started: bool,
     wire: std::collections::VecDeque<EndpointEvent>,
     audio: PhoneAudio,
@@ -104,7 +163,8 @@ impl PhoneEndpoint {
             transport,
             incoming,
             local,
-            device: None,
+            push: None,
+            token: None,
             started: false,
             wire: Default::default(),
             audio,
@@ -136,14 +196,35 @@ impl PhoneEndpoint {
     /// goes to PushKit once the phone has started (and the phone registers
     /// with it).
     pub fn attach_push_device(&mut self, device: DeviceHandle) {
-        self.device = Some(device);
+        self.token = Some(hex_bytes(device.token().as_str()));
+        self.push = Some(PushLink::InProcess(device));
         self.feed_token();
     }
 
+    /// Receives pushes over `link`, a device linked to a push service in
+    /// another process, for the app `bundle_id` (registered here, with
+    /// `sealing_key`: the public half of the config's `device_key`, so the
+    /// service records what senders seal to). Its token comes once the
+    /// link is up and goes to PushKit (the phone registers, and registers
+    /// again on every new token); the link reconnects by itself.
+    pub fn attach_push_connection(
+        &mut self,
+        link: DeviceConnection,
+        bundle_id: &str,
+        sealing_key: Option<&push::SealingKey>,
+    ) {
+        link.register(bundle_id, sealing_key);
+        self.push = Some(PushLink::Connected {
+            link,
+            bundle_id: bundle_id.to_owned(),
+        });
+    }
+
     fn feed_token(&mut self) {
-        if let (true, Some(device)) = (self.started, &self.device) {
-            let token = hex_bytes(device.token().as_str());
-            self.phone.handle_push_credentials(now(), token);
+        if self.started {
+            if let Some(token) = self.token.take() {
+                self.phone.handle_push_credentials(now(), token);
+            }
         }
     }
 
@@ -190,18 +271,18 @@ impl PhoneEndpoint {
         self.phone.handle_sip(now(), inc.message, source, reliable);
     }
 
-    fn on_device(&mut self, event: DeviceEvent) {
-        match event {
-            DeviceEvent::Push(push) => {
-                self.phone.handle_push(now(), push.payload, None);
+    fn on_push(&mut self, input: PushInput) {
+        match input {
+            PushInput::Push(payload) => self.phone.handle_push(now(), payload, None),
+            PushInput::Token(token) => {
+                self.token = Some(token);
+                self.feed_token();
             }
-            DeviceEvent::TokenUpdated { token, .. } => {
-                self.phone
-                    .handle_push_credentials(now(), hex_bytes(token.as_str()));
-            }
-            DeviceEvent::TokenInvalidated { .. } => {
+            PushInput::Invalidated => {
+                self.token = None;
                 self.phone.handle_push_token_invalidated(now());
             }
+            PushInput::Quiet => {}
         }
     }
 
@@ -241,8 +322,8 @@ impl PhoneEndpoint {
                 .poll_timeout()
                 .map_or(deadline, |t| t.min(deadline));
             let device = async {
-                match self.device.as_mut() {
-                    Some(d) => d.recv().await,
+                match self.push.as_mut() {
+                    Some(link) => link.recv().await,
                     None => std::future::pending().await,
                 }
             };
@@ -256,9 +337,9 @@ impl PhoneEndpoint {
                     let inc = received?;
                     self.receive(inc);
                 }
-                event = device => match event {
-                    Some(event) => self.on_device(event),
-                    None => self.device = None,
+                input = device => match input {
+                    Some(input) => self.on_push(input),
+                    None => self.push = None,
                 },
                 _ = tokio::time::sleep_until(wake.into()) => {
                     if now() >= deadline {
