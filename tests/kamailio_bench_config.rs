@@ -8,7 +8,7 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use support::peers::{kamailio, ALICE, BOB};
 use support::{free_port, serial};
@@ -22,25 +22,6 @@ fn sipp(dir: &Path, args: &[&str]) -> Command {
         .args(["-nostdin", "-timeout", "20s", "-trace_err"])
         .current_dir(dir);
     c
-}
-
-fn successful_calls(out: &Output) -> u32 {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rfind(|l| l.contains("Successful call"))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn sipp_errors(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with("errors.log") {
-            out += &std::fs::read_to_string(e.path()).unwrap_or_default();
-        }
-    }
-    out.chars().take(3000).collect()
 }
 
 #[test]
@@ -71,10 +52,10 @@ fn the_bench_call_flow_succeeds_through_kamailio_with_the_bench_config() {
     .output()
     .unwrap();
     assert_eq!(
-        successful_calls(&register),
+        support::sipp_successful_calls(&register),
         1,
         "REGISTER with digest: {}",
-        sipp_errors(dir.path())
+        support::sipp_errors(dir.path(), 3000)
     );
     let callee = sipp(
         dir.path(),
@@ -115,16 +96,16 @@ fn the_bench_call_flow_succeeds_through_kamailio_with_the_bench_config() {
     .output()
     .unwrap();
     assert_eq!(
-        successful_calls(&caller),
+        support::sipp_successful_calls(&caller),
         3,
         "the caller (407, 200, ACK and BYE via Record-Route): {}",
-        sipp_errors(dir.path())
+        support::sipp_errors(dir.path(), 3000)
     );
     let callee = callee.finish();
     assert_eq!(
-        successful_calls(&callee),
+        support::sipp_successful_calls(&callee),
         3,
         "the callee (INVITE, ACK and BYE through Kamailio): {}",
-        sipp_errors(dir.path())
+        support::sipp_errors(dir.path(), 3000)
     );
 }

@@ -43,16 +43,6 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// SIPp's count of successful calls (the cumulative column of its final stats).
-fn successful_calls(out: &Output) -> u32 {
-    text(out)
-        .lines()
-        .rfind(|l| l.contains("Successful call"))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn settle() {
     std::thread::sleep(Duration::from_millis(400));
 }
@@ -95,7 +85,7 @@ fn our_phone_calls_sipp_reports_connected_and_hangs_up() {
     }
     let sipp = peer.finish();
     assert_eq!(
-        (sipp.status.code(), successful_calls(&sipp)),
+        (sipp.status.code(), support::sipp_successful_calls(&sipp)),
         (Some(0), 1),
         "{}",
         text(&sipp)
@@ -138,7 +128,7 @@ fn sipp_calls_our_auto_answering_phone_which_ends_with_remote_ended() {
     )
     .finish();
     assert_eq!(
-        (sipp.status.code(), successful_calls(&sipp)),
+        (sipp.status.code(), support::sipp_successful_calls(&sipp)),
         (Some(0), 1),
         "{}",
         text(&sipp)

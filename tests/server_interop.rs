@@ -76,32 +76,13 @@ fn sipp(dir: &Path, args: &[&str]) -> Command {
     c
 }
 
-fn successful_calls(out: &Output) -> u32 {
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .rfind(|l| l.contains("Successful call"))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
-fn errors(dir: &Path) -> String {
-    let mut out = String::new();
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        if e.file_name().to_string_lossy().ends_with("errors.log") {
-            out += &std::fs::read_to_string(e.path()).unwrap_or_default();
-        }
-    }
-    out.chars().take(4000).collect()
-}
-
 fn assert_ok(what: &str, out: &Output, dir: &Path) {
     assert_eq!(
-        (out.status.code(), successful_calls(out)),
+        (out.status.code(), support::sipp_successful_calls(out)),
         (Some(0), 1),
         "{what}: {}\n{}",
         String::from_utf8_lossy(&out.stdout),
-        errors(dir)
+        support::sipp_errors(dir, 4000)
     );
 }
 
@@ -188,7 +169,7 @@ fn sipp_registers_with_digest_and_calls_through_the_proxy() {
 
     // A wrong password never gets through: the caller fails.
     let refused = call_bob(dir.path(), port, "wrong");
-    assert_eq!(successful_calls(&refused), 0);
+    assert_eq!(support::sipp_successful_calls(&refused), 0);
 }
 
 #[test]

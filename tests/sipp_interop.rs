@@ -62,24 +62,14 @@ fn finish(o: Ours) -> (i32, String) {
     )
 }
 
-/// SIPp's count of successful calls (the cumulative column of its final stats).
-fn successful_calls(out: &Output) -> u32 {
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .rfind(|l| l.contains("Successful call"))
-        .and_then(|l| l.split('|').nth(2))
-        .and_then(|n| n.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// SIPp's verdict: exit 0 and `calls` successful calls (its logs shown otherwise).
 fn assert_sipp_succeeded(out: &Output, calls: u32, dir: &Path) {
     assert_eq!(
-        (out.status.code(), successful_calls(out)),
+        (out.status.code(), support::sipp_successful_calls(out)),
         (Some(0), calls),
         "sipp: {}\nerrors: {}",
         String::from_utf8_lossy(&out.stdout),
-        sipp_errors(dir)
+        support::sipp_errors(dir, 6000)
     );
 }
 
@@ -90,17 +80,6 @@ fn run_sipp(dir: &Path, args: &[&str]) -> Output {
         .current_dir(dir)
         .output()
         .unwrap()
-}
-
-/// SIPp's error logs in `dir`, for failure messages.
-fn sipp_errors(dir: &Path) -> String {
-    let mut out = String::new();
-    for entry in std::fs::read_dir(dir).unwrap().flatten() {
-        if entry.file_name().to_string_lossy().ends_with("errors.log") {
-            out += &std::fs::read_to_string(entry.path()).unwrap_or_default();
-        }
-    }
-    out.chars().take(6000).collect()
 }
 
 fn wait_listening() {
@@ -330,7 +309,7 @@ fn sipp_authenticates_against_our_digest_server() {
                 Some(0),
                 "a wrong password must not get through"
             );
-            assert_eq!(successful_calls(&out), 0);
+            assert_eq!(support::sipp_successful_calls(&out), 0);
             assert!(
                 !log.contains("ringing"),
                 "no call without valid credentials: {log}"

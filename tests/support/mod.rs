@@ -122,3 +122,24 @@ pub fn dominant_tone(path: &Path, candidates: &[f64]) -> Result<f64, String> {
         _ => Err(format!("{path:?}: no tone dominates: {powers:?}")),
     }
 }
+
+/// SIPp's count of successful calls (the cumulative column of its final stats).
+pub fn sipp_successful_calls(out: &Output) -> u32 {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .rfind(|l| l.contains("Successful call"))
+        .and_then(|l| l.split('|').nth(2))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The first `max_chars` of SIPp's `*errors.log` files in `dir`, for failure messages.
+pub fn sipp_errors(dir: &Path, max_chars: usize) -> String {
+    let mut out = String::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        if entry.file_name().to_string_lossy().ends_with("errors.log") {
+            out += &std::fs::read_to_string(entry.path()).unwrap_or_default();
+        }
+    }
+    out.chars().take(max_chars).collect()
+}
