@@ -627,3 +627,41 @@ fn simulate(seed: u64, count: usize) {
         "every transaction terminated (seed {seed})"
     );
 }
+
+/// The layer asks to be woken only when a live transaction needs it: a
+/// timer that a response cancelled, or a transaction that ended, leaves
+/// no wake-up behind, however many transactions linger.
+#[test]
+fn poll_timeout_names_the_earliest_live_timer_only() {
+    let mut l = Layer::new(Timers::default());
+    let t0 = Instant::now();
+    let invite = request("INVITE", "z9hG4bK-p0", 1);
+    l.send_request(t0, invite.clone(), "bob", false).unwrap();
+    assert_eq!(l.poll_timeout(), Some(t0 + Duration::from_millis(500)));
+    // A provisional response stops Timers A and B: nothing is left to wake for.
+    l.handle_message(t0, response(&invite, 180), "bob", false);
+    assert_eq!(l.poll_timeout(), None);
+
+    // A thousand OPTIONS answered at once over UDP linger in Timer K (T4);
+    // one more, sent later and unanswered, is due first with its Timer E.
+    for i in 0..1000 {
+        let r = request("OPTIONS", &format!("z9hG4bK-p{}", i + 1), 1);
+        l.send_request(t0, r.clone(), "bob", false).unwrap();
+        l.handle_message(t0, response(&r, 200), "bob", false);
+    }
+    let t1 = t0 + Duration::from_millis(100);
+    l.send_request(t1, request("OPTIONS", "z9hG4bK-late", 1), "bob", false)
+        .unwrap();
+    assert_eq!(l.poll_timeout(), Some(t1 + Duration::from_millis(500)));
+    assert_eq!(l.len(), (1002, 0));
+    // At T4 the thousand end together; the late one retransmits (once per
+    // call) and is then the only one due, with Timer E doubled.
+    let t4 = t0 + Duration::from_secs(5);
+    l.handle_timeout(t4);
+    let ended = std::iter::from_fn(|| l.poll_output())
+        .filter(|o| matches!(o, Output::Event(TransactionEvent::Terminated { .. })))
+        .count();
+    assert_eq!(ended, 1000);
+    assert_eq!(l.len(), (2, 0));
+    assert_eq!(l.poll_timeout(), Some(t1 + Duration::from_millis(1500)));
+}

@@ -10,7 +10,8 @@
 
 mod key;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::fmt::Debug;
 use std::time::{Duration, Instant};
 
@@ -155,6 +156,17 @@ struct ClientTx<D> {
     ack: Option<Bytes>,
     /// A CANCEL asked for before any provisional response, with its Reason.
     cancel_when_provisional: Option<Option<String>>,
+    /// The deadline this transaction has in the layer's queue.
+    queued: Option<Instant>,
+}
+
+impl<D> ClientTx<D> {
+    fn next_due(&self) -> Option<Instant> {
+        [self.retransmit_at, self.timeout_at, self.terminate_at]
+            .into_iter()
+            .flatten()
+            .min()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,17 +197,40 @@ struct ServerTx<D> {
     terminate_at: Option<Instant>,
     /// The automatic 100 Trying.
     trying_at: Option<Instant>,
+    /// The deadline this transaction has in the layer's queue.
+    queued: Option<Instant>,
+}
+
+impl<D> ServerTx<D> {
+    fn next_due(&self) -> Option<Instant> {
+        [
+            self.retransmit_at,
+            self.timeout_at,
+            self.terminate_at,
+            self.trying_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
 }
 
 /// All transactions of one SIP element.
+///
+/// Each transaction's earliest timer sits in one queue, so a message or a
+/// timeout costs O(log n) however many transactions linger in Timer D, J
+/// or K — a proxy keeps tens of thousands of them under load.
 pub struct TransactionLayer<D> {
     timers: Timers,
     next_id: u64,
-    clients: BTreeMap<ClientTxId, ClientTx<D>>,
+    clients: HashMap<ClientTxId, ClientTx<D>>,
     client_keys: HashMap<ClientKey, ClientTxId>,
-    servers: BTreeMap<ServerTxId, ServerTx<D>>,
+    servers: HashMap<ServerTxId, ServerTx<D>>,
     server_keys: HashMap<ServerKey, ServerTxId>,
     outputs: VecDeque<Output<D>>,
+    /// (deadline, transaction); an entry is live while the transaction
+    /// exists and its `queued` equals the deadline, else it is skipped.
+    deadlines: BinaryHeap<Reverse<(Instant, TxId)>>,
 }
 
 fn is_final(code: u16) -> bool {
@@ -207,11 +242,12 @@ impl<D: Clone + Debug> TransactionLayer<D> {
         TransactionLayer {
             timers,
             next_id: 1,
-            clients: BTreeMap::new(),
+            clients: HashMap::new(),
             client_keys: HashMap::new(),
-            servers: BTreeMap::new(),
+            servers: HashMap::new(),
             server_keys: HashMap::new(),
             outputs: VecDeque::new(),
+            deadlines: BinaryHeap::new(),
         }
     }
 
@@ -279,8 +315,10 @@ impl<D: Clone + Debug> TransactionLayer<D> {
                 terminate_at: None,
                 ack: None,
                 cancel_when_provisional: None,
+                queued: None,
             },
         );
+        self.schedule(TxId::Client(id));
         Ok(id)
     }
 
@@ -388,6 +426,7 @@ impl<D: Clone + Debug> TransactionLayer<D> {
         if deliver {
             self.event(TransactionEvent::Response { id, response });
         }
+        self.schedule(TxId::Client(id));
         if let Some(reason) = send_cancel {
             let _ = self.cancel(now, id, reason.as_deref());
         }
@@ -437,6 +476,7 @@ impl<D: Clone + Debug> TransactionLayer<D> {
                     self.transmit(&dest, resp, Some(TxId::Server(id)));
                 }
             }
+            self.schedule(TxId::Server(id));
             self.reap(now);
             return;
         }
@@ -480,8 +520,10 @@ impl<D: Clone + Debug> TransactionLayer<D> {
                 } else {
                     None
                 },
+                queued: None,
             },
         );
+        self.schedule(TxId::Server(id));
         self.event(TransactionEvent::Request {
             id,
             request,
@@ -540,6 +582,7 @@ impl<D: Clone + Debug> TransactionLayer<D> {
         }
         let dest = tx.source.clone();
         self.transmit(&dest, bytes, Some(TxId::Server(id)));
+        self.schedule(TxId::Server(id));
         self.reap(now);
         Ok(())
     }
@@ -559,114 +602,185 @@ impl<D: Clone + Debug> TransactionLayer<D> {
             self.event(TransactionEvent::TransportError { id });
             self.event(TransactionEvent::Terminated { id });
         }
+        self.skip_stale();
     }
 
     // ----- time -------------------------------------------------------------
 
     /// When [`handle_timeout`](Self::handle_timeout) is next due.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let c = self
-            .clients
-            .values()
-            .flat_map(|t| [t.retransmit_at, t.timeout_at, t.terminate_at]);
-        let s = self
-            .servers
-            .values()
-            .flat_map(|t| [t.retransmit_at, t.timeout_at, t.terminate_at, t.trying_at]);
-        c.chain(s).flatten().min()
+        self.deadlines.peek().map(|Reverse((at, _))| *at)
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let t = self.timers;
-        let client_ids: Vec<ClientTxId> = self.clients.keys().copied().collect();
-        for id in client_ids {
-            let Some(tx) = self.clients.get_mut(&id) else {
-                continue;
-            };
-            if tx.timeout_at.is_some_and(|at| at <= now) {
-                self.remove_client(id);
-                self.event(TransactionEvent::Timeout {
-                    id: TxId::Client(id),
-                });
-                self.event(TransactionEvent::Terminated {
-                    id: TxId::Client(id),
-                });
-                continue;
+        let mut due = Vec::new();
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
             }
-            if let Some(at) = tx.retransmit_at.filter(|at| *at <= now) {
-                tx.interval = if tx.invite {
-                    tx.interval * 2
-                } else if tx.state == ClientState::Proceeding {
-                    t.t2
-                } else {
-                    (tx.interval * 2).min(t.t2)
-                };
-                tx.retransmit_at = Some(at + tx.interval);
-                let (dest, bytes) = (tx.dest.clone(), tx.request.to_bytes());
-                self.transmit(&dest, bytes, Some(TxId::Client(id)));
+            self.deadlines.pop();
+            if self.take_queued(id, at) {
+                due.push(id);
             }
         }
-        let server_ids: Vec<ServerTxId> = self.servers.keys().copied().collect();
-        for id in server_ids {
-            let Some(tx) = self.servers.get_mut(&id) else {
-                continue;
-            };
-            if tx.timeout_at.is_some_and(|at| at <= now) {
-                self.remove_server(id);
-                self.event(TransactionEvent::Timeout {
-                    id: TxId::Server(id),
-                });
-                self.event(TransactionEvent::Terminated {
-                    id: TxId::Server(id),
-                });
-                continue;
+        for id in due {
+            match id {
+                TxId::Client(c) => self.client_timers(now, c),
+                TxId::Server(s) => self.server_timers(now, s),
             }
-            if tx.trying_at.is_some_and(|at| at <= now) {
-                tx.trying_at = None;
-                let trying = MessageBuilder::response_to(&tx.request, 100, None).build();
-                if let Ok(trying) = trying {
-                    let _ = self.send_response(now, id, trying);
-                }
-                continue;
-            }
-            if let Some(at) = tx.retransmit_at.filter(|at| *at <= now) {
-                tx.interval = (tx.interval * 2).min(t.t2);
-                tx.retransmit_at = Some(at + tx.interval);
-                if let Some(resp) = tx.last_response.clone() {
-                    let dest = tx.source.clone();
-                    self.transmit(&dest, resp, Some(TxId::Server(id)));
-                }
-            }
+            self.schedule(id);
         }
         self.reap(now);
     }
 
-    /// Ends transactions whose Timer D, I, J, K, L or M has fired.
-    fn reap(&mut self, now: Instant) {
-        let done_c: Vec<ClientTxId> = self
-            .clients
-            .iter()
-            .filter(|(_, t)| t.terminate_at.is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done_c {
+    /// Fires the due timers of one client transaction.
+    fn client_timers(&mut self, now: Instant, id: ClientTxId) {
+        let t = self.timers;
+        let Some(tx) = self.clients.get_mut(&id) else {
+            return;
+        };
+        if tx.timeout_at.is_some_and(|at| at <= now) {
             self.remove_client(id);
+            self.event(TransactionEvent::Timeout {
+                id: TxId::Client(id),
+            });
             self.event(TransactionEvent::Terminated {
                 id: TxId::Client(id),
             });
+            return;
         }
-        let done_s: Vec<ServerTxId> = self
-            .servers
-            .iter()
-            .filter(|(_, t)| t.terminate_at.is_some_and(|at| at <= now))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in done_s {
+        if let Some(at) = tx.retransmit_at.filter(|at| *at <= now) {
+            tx.interval = if tx.invite {
+                tx.interval * 2
+            } else if tx.state == ClientState::Proceeding {
+                t.t2
+            } else {
+                (tx.interval * 2).min(t.t2)
+            };
+            tx.retransmit_at = Some(at + tx.interval);
+            let (dest, bytes) = (tx.dest.clone(), tx.request.to_bytes());
+            self.transmit(&dest, bytes, Some(TxId::Client(id)));
+        }
+    }
+
+    /// Fires the due timers of one server transaction.
+    fn server_timers(&mut self, now: Instant, id: ServerTxId) {
+        let t = self.timers;
+        let Some(tx) = self.servers.get_mut(&id) else {
+            return;
+        };
+        if tx.timeout_at.is_some_and(|at| at <= now) {
             self.remove_server(id);
+            self.event(TransactionEvent::Timeout {
+                id: TxId::Server(id),
+            });
             self.event(TransactionEvent::Terminated {
                 id: TxId::Server(id),
             });
+            return;
         }
+        if tx.trying_at.is_some_and(|at| at <= now) {
+            tx.trying_at = None;
+            let trying = MessageBuilder::response_to(&tx.request, 100, None).build();
+            if let Ok(trying) = trying {
+                let _ = self.send_response(now, id, trying);
+            }
+            return;
+        }
+        if let Some(at) = tx.retransmit_at.filter(|at| *at <= now) {
+            tx.interval = (tx.interval * 2).min(t.t2);
+            tx.retransmit_at = Some(at + tx.interval);
+            if let Some(resp) = tx.last_response.clone() {
+                let dest = tx.source.clone();
+                self.transmit(&dest, resp, Some(TxId::Server(id)));
+            }
+        }
+    }
+
+    /// Queues the transaction's earliest timer, if it changed.
+    fn schedule(&mut self, id: TxId) {
+        let slot = match id {
+            TxId::Client(c) => self
+                .clients
+                .get_mut(&c)
+                .map(|t| (t.next_due(), &mut t.queued)),
+            TxId::Server(s) => self
+                .servers
+                .get_mut(&s)
+                .map(|t| (t.next_due(), &mut t.queued)),
+        };
+        let Some((due, queued)) = slot else { return };
+        if due != *queued {
+            *queued = due;
+            if let Some(at) = due {
+                self.deadlines.push(Reverse((at, id)));
+            }
+        }
+    }
+
+    fn queued(&self, id: TxId) -> Option<Instant> {
+        match id {
+            TxId::Client(c) => self.clients.get(&c).and_then(|t| t.queued),
+            TxId::Server(s) => self.servers.get(&s).and_then(|t| t.queued),
+        }
+    }
+
+    /// Whether the entry `(at, id)` is live; if so the transaction no
+    /// longer counts as queued.
+    fn take_queued(&mut self, id: TxId, at: Instant) -> bool {
+        let queued = match id {
+            TxId::Client(c) => self.clients.get_mut(&c).map(|t| &mut t.queued),
+            TxId::Server(s) => self.servers.get_mut(&s).map(|t| &mut t.queued),
+        };
+        match queued {
+            Some(q) if *q == Some(at) => {
+                *q = None;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Drops dead entries from the front of the queue, so that
+    /// [`poll_timeout`](Self::poll_timeout) does not wake anyone for nothing.
+    fn skip_stale(&mut self) {
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if self.queued(id) == Some(at) {
+                break;
+            }
+            self.deadlines.pop();
+        }
+    }
+
+    /// Ends transactions whose Timer D, I, J, K, L or M has fired. Other
+    /// due timers wait for [`handle_timeout`](Self::handle_timeout).
+    fn reap(&mut self, now: Instant) {
+        let mut not_yet = Vec::new();
+        while let Some(&Reverse((at, id))) = self.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.queued(id) != Some(at) {
+                continue;
+            }
+            let ends = match id {
+                TxId::Client(c) => self.clients[&c].terminate_at,
+                TxId::Server(s) => self.servers[&s].terminate_at,
+            }
+            .is_some_and(|end| end <= now);
+            if ends {
+                match id {
+                    TxId::Client(c) => self.remove_client(c),
+                    TxId::Server(s) => self.remove_server(s),
+                };
+                self.event(TransactionEvent::Terminated { id });
+            } else {
+                not_yet.push(Reverse((at, id)));
+            }
+        }
+        self.deadlines.extend(not_yet);
+        self.skip_stale();
     }
 
     fn remove_client(&mut self, id: ClientTxId) -> bool {
