@@ -5,7 +5,8 @@
 //!
 //! Push bindings (RFC 8599 §4.1): a Contact with `pn-provider` names the
 //! device's push service; the 2xx carries `Feature-Caps` with `+sip.pns`,
-//! and `+sip.pnsreg` when the UA said it refreshes its binding itself.
+//! `+sip.pnsreg` when the UA said it refreshes its binding itself, and
+//! `+sip.pnspurr` with the binding's PURR for mid-dialog pushes.
 
 use sip::header::ContactValue;
 use sip::{Message, MessageBuilder, SipUri, Uri};
@@ -248,17 +249,18 @@ impl Registrar {
                 format!("<{}>;expires={}", binding.contact, binding.expires_in(now)),
             );
         }
-        if let Some(p) = refreshed
+        if let Some((binding, target)) = refreshed
             .iter()
-            .find_map(|r| r.push.as_ref().map(|p| (p, r.pnsreg)))
+            .find_map(|r| r.push.as_ref().map(|p| (r, p)))
         {
-            let (target, pnsreg) = p;
             let mut caps = format!("*;+sip.pns=\"{}\"", target.provider);
-            if pnsreg {
+            if binding.pnsreg {
                 let secs = self.config.pnsreg_secs.max(121);
                 caps.push_str(&format!(";+sip.pnsreg=\"{secs}\""));
             }
-            caps.push_str(";+sip.pnspurr");
+            if let Some(purr) = binding.purr() {
+                caps.push_str(&format!(";+sip.pnspurr=\"{purr}\""));
+            }
             b = b.header("Feature-Caps", caps);
         }
         b

@@ -841,3 +841,101 @@ fn record_route_names_the_arrival_transport_and_doubles_between_transports() {
         .collect();
     assert_eq!(rr, ["<sip:127.0.0.1:5060;transport=tcp;lr>"]);
 }
+
+/// The PURR a push registration's 2xx hands the UA (RFC 8599 `+sip.pnspurr`).
+fn purr_of(ok: &Message) -> String {
+    let caps = ok.header(HeaderName::FeatureCaps).expect("Feature-Caps");
+    let at = caps
+        .find("+sip.pnspurr=\"")
+        .expect("+sip.pnspurr with a value")
+        + 14;
+    caps[at..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn a_mid_dialog_request_wakes_the_phone_named_by_its_purr() {
+    let mut net = Net::new();
+    let ok = net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    let purr = purr_of(&ok);
+    assert!(!purr.contains(TOKEN), "the PURR does not reveal the token");
+    // A refresh keeps the PURR: dialogs outlive registrations.
+    let again = net.register("bob", "builder", 5072, &push_contact(5072), "reg");
+    assert_eq!(purr_of(&again), purr);
+    // alice calls; the woken phone answers with its PURR in the Contact.
+    let invite = net.call("bob", "long-call");
+    let job = net.pushes.pop().expect("the push for the INVITE");
+    net.proxy
+        .handle_push_result(net.now, &job, PushResult::Delivered);
+    net.register("bob", "builder", 5082, &push_contact(5082), "reg");
+    let at_phone = requests(&net.take(5082), Method::Invite).remove(0);
+    let contact = format!("sip:bob@127.0.0.1:5082;pn-purr={purr}");
+    let ok = MessageBuilder::response_to(&at_phone, 200, Some("bobtag"))
+        .header(
+            "Record-Route",
+            at_phone.header(HeaderName::RecordRoute).unwrap(),
+        )
+        .header("Contact", format!("<{contact}>"))
+        .build()
+        .unwrap();
+    net.deliver(5082, ok);
+    let answer = net
+        .take(5071)
+        .into_iter()
+        .find(|m| m.status() == Some(200))
+        .expect("alice gets the 200");
+    let route = answer
+        .header(HeaderName::RecordRoute)
+        .expect("Record-Route");
+    // Later the phone is suspended; alice hangs up along the route set.
+    net.advance(Duration::from_secs(60));
+    net.take(5082);
+    let bye = MessageBuilder::request(Method::Bye, contact.clone())
+        .header(
+            "Via",
+            format!("SIP/2.0/UDP 127.0.0.1:5071;rport;branch={}", net.branch()),
+        )
+        .header("Max-Forwards", "70")
+        .header("Route", route)
+        .header("From", invite.header(HeaderName::From).unwrap())
+        .header("To", answer.header(HeaderName::To).unwrap())
+        .header("Call-ID", "long-call")
+        .header("CSeq", "3 BYE")
+        .build()
+        .unwrap();
+    net.deliver(5071, bye);
+    assert!(
+        requests(&net.take(5082), Method::Bye).is_empty(),
+        "the BYE waits for the phone"
+    );
+    let job = net.pushes.pop().expect("a push for the mid-dialog BYE");
+    assert_eq!(job.device.voip_token().unwrap(), TOKEN);
+    assert_eq!(job.payload.call_id, "long-call");
+    net.proxy
+        .handle_push_result(net.now, &job, PushResult::Delivered);
+    // The phone wakes on yet another port: the BYE follows it there.
+    net.register("bob", "builder", 5092, &push_contact(5092), "reg");
+    let byes = requests(&net.take(5092), Method::Bye);
+    assert_eq!(byes.len(), 1, "released to the new flow");
+    assert_eq!(byes[0].request_uri_str(), Some(contact.as_str()));
+    net.answer(5092, &byes[0], 200);
+    assert_eq!(net.last_status(5071), Some(200));
+
+    // A PURR nobody holds is routed as usual, and a stale one is not pushed.
+    net.pushes.clear();
+    let stranger = "sip:bob@127.0.0.1:5099;pn-purr=pnobody";
+    let bye = MessageBuilder::request(Method::Bye, stranger)
+        .header(
+            "Via",
+            format!("SIP/2.0/UDP 127.0.0.1:5071;rport;branch={}", net.branch()),
+        )
+        .header("Max-Forwards", "70")
+        .header("From", "<sip:alice@127.0.0.1>;tag=x")
+        .header("To", "<sip:bob@127.0.0.1>;tag=y")
+        .header("Call-ID", "other-call")
+        .header("CSeq", "1 BYE")
+        .build()
+        .unwrap();
+    net.deliver(5071, bye);
+    assert!(net.pushes.is_empty());
+    assert_eq!(requests(&net.take(5099), Method::Bye).len(), 1);
+}

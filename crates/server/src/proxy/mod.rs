@@ -438,6 +438,14 @@ impl Proxy {
         // In-dialog or pre-routed: follow the Route set or the Request-URI.
         let in_dialog = request.to().and_then(|t| t.tag()).is_some();
         if in_dialog || !routes.is_empty() {
+            // RFC 8599 mid-dialog push: the UA put its PURR in the Contact
+            // of the dialog, so the request may have to wake it first.
+            if in_dialog && routes.is_empty() {
+                if let Some(binding) = self.purr_binding(&request, self.unix(now))? {
+                    self.fork(now, id, &request, vec![route::Hop::Binding(binding)]);
+                    return Ok(());
+                }
+            }
             let target = match routes.first() {
                 Some(r) => route::resolve(r),
                 None => request.request_uri_str().and_then(|u| self.next_hop(u)),

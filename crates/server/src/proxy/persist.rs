@@ -11,7 +11,7 @@
 use std::time::Instant;
 
 use sip::transaction::ServerTxId;
-use sip::MessageBuilder;
+use sip::{Message, MessageBuilder};
 
 use super::{Output, Proxy};
 use crate::store::{Binding, StoreError, WriteOp};
@@ -82,6 +82,32 @@ impl Proxy {
                 .collect()),
             None => self.store.bindings(aor, unix),
         }
+    }
+
+    /// The push binding a mid-dialog request's Request-URI names with
+    /// `pn-purr`, if it is live: the ones being written, else the store's.
+    pub(super) fn purr_binding(
+        &self,
+        request: &Message,
+        unix: u64,
+    ) -> Result<Option<Binding>, StoreError> {
+        let Some(purr) = request
+            .request_uri()
+            .and_then(|u| u.as_sip().and_then(|u| u.param("pn-purr").flatten()))
+            .map(str::to_owned)
+        else {
+            return Ok(None);
+        };
+        let alive = |b: &&Binding| b.expires_at > unix && b.purr().as_deref() == Some(&*purr);
+        for (_, list) in self.unwritten.values() {
+            if let Some(b) = list.iter().find(alive) {
+                return Ok(Some(b.clone()));
+            }
+        }
+        Ok(self
+            .store
+            .binding_by_purr(&purr, unix)?
+            .filter(|b| !self.unwritten.contains_key(&b.aor)))
     }
 
     /// Drops the bindings of a dead push token, here at once and on disk in turn.

@@ -107,6 +107,19 @@ impl Binding {
     pub fn expires_in(&self, now_unix: u64) -> u64 {
         self.expires_at.saturating_sub(now_unix)
     }
+
+    /// The RFC 8599 PURR (proxy unique registration reference) of a push
+    /// binding: what the 2xx's `+sip.pnspurr` hands the UA, and what its
+    /// dialogs' Contact URIs carry back as `pn-purr`, so that a mid-dialog
+    /// request can wake the device. It names the AOR and device without
+    /// revealing either (the push token must not reach the other party),
+    /// and is the same on every refresh, so a dialog outlives them.
+    pub fn purr(&self) -> Option<String> {
+        let push = self.push.as_ref()?;
+        let digest =
+            Algorithm::Sha256.hash(&["pn-purr", &self.aor, push.provider.as_str(), &push.prid]);
+        Some(format!("p{}", &digest[..31]))
+    }
 }
 
 /// A write the proxy hands to its store's writer thread, in order (the
@@ -150,6 +163,8 @@ pub trait Store: Send {
 
     /// The live bindings of `aor` at `now_unix`, best q first.
     fn bindings(&self, aor: &str, now_unix: u64) -> Result<Vec<Binding>, StoreError>;
+    /// The live push binding whose [`Binding::purr`] is `purr`.
+    fn binding_by_purr(&self, purr: &str, now_unix: u64) -> Result<Option<Binding>, StoreError>;
     /// Replaces every binding of `aor` with `bindings`, atomically.
     fn set_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError>;
     /// Removes the bindings that push to `prid` (the token is dead: APNs 410).

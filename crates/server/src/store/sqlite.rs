@@ -67,9 +67,15 @@ CREATE TABLE IF NOT EXISTS bindings (
     seal_key TEXT,
     flow TEXT NOT NULL,
     pnsreg INTEGER NOT NULL,
+    purr TEXT,
     PRIMARY KEY (aor, contact)
 );
 CREATE INDEX IF NOT EXISTS bindings_prid ON bindings (pn_prid);
+";
+
+/// Indexes on columns that databases of earlier versions gain on opening.
+const INDEXES: &str = "
+CREATE INDEX IF NOT EXISTS bindings_purr ON bindings (purr);
 ";
 
 impl SqliteStore {
@@ -100,8 +106,36 @@ impl SqliteStore {
             db.pragma_update(None, "read_uncommitted", true)?;
         }
         db.execute_batch(SCHEMA)?;
+        upgrade(&db)?;
+        db.execute_batch(INDEXES)?;
         Ok(SqliteStore { db, location })
     }
+}
+
+/// Brings a database written by an earlier version up to [`SCHEMA`]: the
+/// `purr` column (mid-dialog pushes) is added and filled in.
+fn upgrade(db: &Connection) -> Result<(), StoreError> {
+    let has_purr = db
+        .prepare("SELECT 1 FROM pragma_table_info('bindings') WHERE name = 'purr'")?
+        .exists([])?;
+    if has_purr {
+        return Ok(());
+    }
+    let tx = db.unchecked_transaction()?;
+    tx.execute_batch("ALTER TABLE bindings ADD COLUMN purr TEXT")?;
+    let bindings = {
+        let mut stmt = tx.prepare("SELECT * FROM bindings WHERE pn_prid IS NOT NULL")?;
+        let rows = stmt.query_map([], binding_from_row)?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    for b in &bindings {
+        tx.execute(
+            "UPDATE bindings SET purr = ?1 WHERE aor = ?2 AND contact = ?3",
+            params![b.purr(), b.aor, b.contact],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
 }
 
 fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
@@ -194,6 +228,15 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    fn binding_by_purr(&self, purr: &str, now_unix: u64) -> Result<Option<Binding>, StoreError> {
+        let mut stmt = self
+            .db
+            .prepare_cached("SELECT * FROM bindings WHERE purr = ?1 AND expires_at > ?2 LIMIT 1")?;
+        Ok(stmt
+            .query_row(params![purr, now_unix as i64], binding_from_row)
+            .optional()?)
+    }
+
     fn set_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
         let tx = self.db.transaction()?;
         set_bindings_in(&tx, aor, bindings)?;
@@ -250,8 +293,8 @@ fn set_bindings_in(tx: &Connection, aor: &str, bindings: &[Binding]) -> Result<(
     {
         let mut insert = tx.prepare_cached(
                 "INSERT OR REPLACE INTO bindings (aor, contact, expires_at, q, call_id, cseq, instance, reg_id, \
-                 pn_provider, pn_prid, pn_param, seal_key, flow, pnsreg) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                 pn_provider, pn_prid, pn_param, seal_key, flow, pnsreg, purr) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
             )?;
         for b in bindings {
             insert.execute(params![
@@ -269,6 +312,7 @@ fn set_bindings_in(tx: &Connection, aor: &str, bindings: &[Binding]) -> Result<(
                 b.seal_key,
                 b.flow,
                 b.pnsreg as i64,
+                b.purr(),
             ])?;
         }
     }
@@ -395,5 +439,49 @@ mod tests {
         }
         let s = SqliteStore::open(&path).unwrap();
         assert_eq!(s.bindings("sip:bob@example.com", 0).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_push_binding_is_found_by_its_purr_also_in_an_older_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.db");
+        let tok = "cd".repeat(32);
+        let pushed = Binding {
+            flow: "udp:127.0.0.1:5080".into(),
+            ..binding("sip:bob@127.0.0.1:5080", Some(&tok))
+        };
+        {
+            // A database as the previous version left it: no purr column.
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(&SCHEMA.replace("    purr TEXT,\n", ""))
+                .unwrap();
+            old.execute(
+                "INSERT INTO bindings (aor, contact, expires_at, q, call_id, cseq, pn_provider, \
+                 pn_prid, pn_param, flow, pnsreg) VALUES (?1, ?2, 2000, 1000, 'c1', 1, 'apns', ?3, \
+                 'TEAM123456.com.example.phone.voip', 'udp:127.0.0.1:5080', 0)",
+                params![pushed.aor, pushed.contact, tok],
+            )
+            .unwrap();
+        }
+        let mut s = SqliteStore::open(&path).unwrap();
+        let purr = pushed.purr().unwrap();
+        assert!(!purr.contains(&tok));
+        assert_eq!(
+            s.binding_by_purr(&purr, 1000).unwrap(),
+            Some(pushed.clone())
+        );
+        assert_eq!(s.binding_by_purr(&purr, 2000).unwrap(), None, "expired");
+        assert_eq!(s.binding_by_purr("pnobody", 1000).unwrap(), None);
+        // Written by this version, and reopened: found the same way.
+        let other = binding("sip:bob@127.0.0.1:5090", Some(&"ef".repeat(32)));
+        s.set_bindings(&other.aor, std::slice::from_ref(&other))
+            .unwrap();
+        drop(s);
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(
+            s.binding_by_purr(&other.purr().unwrap(), 1000).unwrap(),
+            Some(other)
+        );
+        assert_eq!(s.binding_by_purr(&purr, 1000).unwrap(), None, "replaced");
     }
 }
