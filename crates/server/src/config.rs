@@ -42,6 +42,10 @@ pub struct Config {
     pub bucket_timeout_secs: u64,
     /// Prometheus text on `http://<this>/metrics`; `None` turns it off.
     pub metrics_listen: Option<SocketAddr>,
+    /// The UDP socket's receive buffer: a burst of requests waits in it
+    /// instead of being dropped (the kernel caps it at
+    /// `net.core.rmem_max`); 0 keeps the system default.
+    pub udp_recv_buffer_bytes: usize,
     pub push: PushConfig,
 }
 
@@ -94,6 +98,7 @@ impl Default for Config {
             pnsreg_secs: 600,
             bucket_timeout_secs: 30,
             metrics_listen: Some(SocketAddr::from(([127, 0, 0, 1], 9090))),
+            udp_recv_buffer_bytes: 4 << 20,
             push: PushConfig::default(),
         }
     }

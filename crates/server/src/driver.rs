@@ -146,6 +146,8 @@ pub async fn start_with_store(
 ) -> Result<RunningServer, StartError> {
     let mut tconf = TransportConfig::new(config.listen);
     tconf.tls_bind = config.tls_listen;
+    tconf.udp_recv_buffer =
+        (config.udp_recv_buffer_bytes > 0).then_some(config.udp_recv_buffer_bytes);
     if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
         let read = |p: &std::path::Path| {
             std::fs::read(p).map_err(|e| StartError::Tls(format!("{}: {e}", p.display())))

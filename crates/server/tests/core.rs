@@ -939,3 +939,36 @@ fn a_mid_dialog_request_wakes_the_phone_named_by_its_purr() {
     assert!(net.pushes.is_empty());
     assert_eq!(requests(&net.take(5099), Method::Bye).len(), 1);
 }
+
+#[test]
+fn challenges_from_every_forked_branch_go_up_in_one_407() {
+    let mut net = Net::new();
+    net.register("bob", "builder", 5072, "<sip:bob@127.0.0.1:5072>", "a");
+    net.register("bob", "builder", 5073, "<sip:bob@127.0.0.1:5073>", "b");
+    net.register("bob", "builder", 5074, "<sip:bob@127.0.0.1:5074>", "c");
+    net.call("bob", "two-realms");
+    let at_a = requests(&net.take(5072), Method::Invite).remove(0);
+    let at_b = requests(&net.take(5073), Method::Invite).remove(0);
+    let at_c = requests(&net.take(5074), Method::Invite).remove(0);
+    for (port, invite, realm) in [(5072, &at_a, "a.example"), (5073, &at_b, "b.example")] {
+        let challenge = MessageBuilder::response_to(invite, 407, Some(&format!("t{port}")))
+            .header(
+                "Proxy-Authenticate",
+                format!("Digest realm=\"{realm}\", nonce=\"n{port}\", algorithm=MD5"),
+            )
+            .build()
+            .unwrap();
+        net.deliver(port, challenge);
+    }
+    net.answer(5074, &at_c, 486);
+    let up: Vec<Message> = net
+        .take(5071)
+        .into_iter()
+        .filter(|m| m.status().is_some_and(|c| c >= 200))
+        .collect();
+    assert_eq!(up.len(), 1, "one final response: {up:?}");
+    assert_eq!(up[0].status(), Some(407));
+    let realms: Vec<&str> = up[0].headers(HeaderName::ProxyAuthenticate).collect();
+    assert_eq!(realms.len(), 2, "{realms:?}");
+    assert!(realms[0].contains("a.example") && realms[1].contains("b.example"));
+}

@@ -2,7 +2,7 @@
 //! response seen so far.
 
 use sip::transaction::{ClientTxId, ServerTxId};
-use sip::{Message, MessageBuilder};
+use sip::{HeaderName, Message, MessageBuilder};
 
 use crate::bucket::ParkId;
 
@@ -40,7 +40,15 @@ pub struct Context {
     pub final_sent: bool,
     pub cancelled: bool,
     best: Option<(u16, Message)>,
+    /// Every challenge of every 401/407 so far (§16.7 step 7), as
+    /// (header name, value), in arrival order.
+    challenges: Vec<(&'static str, String)>,
 }
+
+const CHALLENGES: [(&str, HeaderName); 2] = [
+    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
+    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
+];
 
 /// Lower is better (§16.7 step 6): a 6xx wins, then the lowest class; a
 /// timeout or an overloaded server only when nothing else came back.
@@ -59,6 +67,7 @@ impl Context {
             final_sent: false,
             cancelled: false,
             best: None,
+            challenges: Vec::new(),
         }
     }
 
@@ -76,6 +85,13 @@ impl Context {
 
     /// Keeps `response` (already without our Via) if it is the best so far.
     pub fn consider(&mut self, code: u16, response: Message) {
+        if matches!(code, 401 | 407) {
+            for (name, header) in CHALLENGES {
+                for value in response.headers(header) {
+                    self.challenges.push((name, value.to_owned()));
+                }
+            }
+        }
         if self
             .best
             .as_ref()
@@ -111,6 +127,18 @@ impl Context {
             let text = resp.to_bytes();
             let text = String::from_utf8_lossy(&text).replacen("SIP/2.0 503", "SIP/2.0 500", 1);
             return Message::parse(text.into_bytes()).ok();
+        }
+        if matches!(code, 401 | 407) {
+            // Every branch's realm goes up, so the caller can answer all
+            // of them in one retry.
+            let mut b = MessageBuilder::from_message(resp);
+            for (name, _) in CHALLENGES {
+                b.remove(name);
+            }
+            for (name, value) in &self.challenges {
+                b = b.header(*name, value.clone());
+            }
+            return b.build().ok();
         }
         Some(resp.clone())
     }

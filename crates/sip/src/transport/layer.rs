@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_rustls::{TlsAcceptor, TlsConnector};
-use tracing::{debug, trace};
+use tracing::{debug, trace, warn};
 
 use super::framing::{Frame, StreamFramer, PING, PONG};
 use super::keepalive::{KeepAlive, KeepAliveAction, KeepAliveConfig};
@@ -52,6 +52,11 @@ pub struct TransportConfig {
     pub max_message_size: usize,
     /// How many received messages may wait in the [`Incoming`] channel.
     pub channel_capacity: usize,
+    /// The UDP socket's receive buffer (`SO_RCVBUF`), so that a burst of
+    /// datagrams waits in the kernel rather than being dropped while the
+    /// element is busy; `None` keeps the system default (the kernel caps
+    /// it at `net.core.rmem_max`).
+    pub udp_recv_buffer: Option<usize>,
 }
 
 impl TransportConfig {
@@ -66,6 +71,7 @@ impl TransportConfig {
             connect_timeout: Duration::from_secs(5),
             max_message_size: Limits::default().max_message_size,
             channel_capacity: 1024,
+            udp_recv_buffer: None,
         }
     }
 }
@@ -155,14 +161,28 @@ fn bind_err(transport: Transport, addr: SocketAddr) -> impl FnOnce(io::Error) ->
     }
 }
 
+/// A non-blocking UDP socket on `addr` with the receive buffer asked for.
+fn bind_udp(addr: SocketAddr, recv_buffer: Option<usize>) -> std::io::Result<UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if let Some(size) = recv_buffer {
+        // Best effort: a smaller buffer than asked for still works.
+        if let Err(e) = socket.set_recv_buffer_size(size) {
+            warn!(size, "cannot set the UDP receive buffer: {e}");
+        }
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    UdpSocket::from_std(socket.into())
+}
+
 impl TransportLayer {
     /// Binds every configured socket and starts the tasks; received messages
     /// come out of the returned receiver. Must run inside a tokio runtime.
     pub async fn bind(
         config: TransportConfig,
     ) -> Result<(TransportLayer, mpsc::Receiver<Incoming>), TransportError> {
-        let udp = UdpSocket::bind(config.bind)
-            .await
+        let udp = bind_udp(config.bind, config.udp_recv_buffer)
             .map_err(bind_err(Transport::Udp, config.bind))?;
         let udp_addr = udp
             .local_addr()
