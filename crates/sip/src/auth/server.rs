@@ -110,6 +110,9 @@ const OFFERED: [Algorithm; 2] = [Algorithm::Sha256, Algorithm::Md5];
 const NONCE_LABEL: &[u8] = b"callkit-voip sip digest nonce v1\0";
 const TAG_LABEL: &[u8] = b"callkit-voip sip to-tag v1\0";
 const MAC_LEN: usize = 16;
+const SALT_LEN: usize = 8;
+/// Issued-at (8 bytes), salt, MAC.
+const NONCE_LEN: usize = 8 + SALT_LEN + MAC_LEN;
 
 impl DigestServer {
     /// `secret` keys the nonce MAC: random, kept private, and shared by every
@@ -154,30 +157,45 @@ impl DigestServer {
         mac.finalize().into_bytes().into()
     }
 
-    fn nonce_mac(&self, issued: u64) -> [u8; 32] {
-        self.mac(NONCE_LABEL, &[&issued.to_be_bytes(), self.realm.as_bytes()])
+    fn nonce_mac(&self, issued: u64, salt: &[u8; SALT_LEN]) -> [u8; 32] {
+        self.mac(
+            NONCE_LABEL,
+            &[&issued.to_be_bytes(), salt, self.realm.as_bytes()],
+        )
     }
 
     /// A nonce issued at `now_unix_secs`.
     pub fn nonce(&self, now_unix_secs: u64) -> String {
-        let mut raw = [0u8; 8 + MAC_LEN];
+        self.salted_nonce(now_unix_secs, &[0; SALT_LEN])
+    }
+
+    /// A nonce issued at `now_unix_secs` for one exchange: the salt makes
+    /// nonces issued in the same second differ, so (nonce, cnonce, nc)
+    /// names one request even for clients whose cnonces repeat (SIPp's).
+    fn salted_nonce(&self, now_unix_secs: u64, salt: &[u8; SALT_LEN]) -> String {
+        let mut raw = [0u8; NONCE_LEN];
         raw[..8].copy_from_slice(&now_unix_secs.to_be_bytes());
-        raw[8..].copy_from_slice(&self.nonce_mac(now_unix_secs)[..MAC_LEN]);
+        raw[8..8 + SALT_LEN].copy_from_slice(salt);
+        raw[8 + SALT_LEN..].copy_from_slice(&self.nonce_mac(now_unix_secs, salt)[..MAC_LEN]);
         hex(&raw)
     }
 
     /// When a nonce of this server was issued; `None` if it is not one.
     fn nonce_issued(&self, nonce: &str) -> Option<u64> {
-        let raw = unhex::<{ 8 + MAC_LEN }>(nonce)?;
+        let raw = unhex::<NONCE_LEN>(nonce)?;
         let issued = u64::from_be_bytes(raw[..8].try_into().ok()?);
-        let genuine = self.nonce_mac(issued)[..MAC_LEN].ct_eq(&raw[8..]);
+        let salt: [u8; SALT_LEN] = raw[8..8 + SALT_LEN].try_into().ok()?;
+        let genuine = self.nonce_mac(issued, &salt)[..MAC_LEN].ct_eq(&raw[8 + SALT_LEN..]);
         bool::from(genuine).then_some(issued)
     }
 
     /// The `WWW-Authenticate`/`Proxy-Authenticate` values: SHA-256 first,
     /// then MD5, both with `qop="auth"`; `stale` after [`VerifyError::Stale`].
     pub fn challenge(&self, now_unix_secs: u64, stale: bool) -> Vec<String> {
-        let nonce = self.nonce(now_unix_secs);
+        self.challenges_with(&self.nonce(now_unix_secs), stale)
+    }
+
+    fn challenges_with(&self, nonce: &str, stale: bool) -> Vec<String> {
         self.offered
             .iter()
             .map(|a| {
@@ -194,8 +212,9 @@ impl DigestServer {
     }
 
     /// A complete 401 or 407 to `request` carrying the challenges. The
-    /// To-tag is derived from the Call-ID and From-tag with the secret, so
-    /// a retransmitted request gets the same response without any state.
+    /// To-tag and the nonce's salt are derived from the Call-ID and
+    /// From-tag with the secret, so a retransmitted request gets the same
+    /// response without any state, and each call its own nonce.
     pub fn challenge_response(
         &self,
         request: &Message,
@@ -205,9 +224,12 @@ impl DigestServer {
     ) -> MessageBuilder {
         let call_id = request.call_id().unwrap_or_default();
         let from_tag = request.from().and_then(|f| f.tag()).unwrap_or_default();
-        let tag = hex(&self.mac(TAG_LABEL, &[call_id.as_bytes(), from_tag.as_bytes()])[..8]);
+        let mac = self.mac(TAG_LABEL, &[call_id.as_bytes(), from_tag.as_bytes()]);
+        let tag = hex(&mac[..8]);
+        let salt: [u8; SALT_LEN] = mac[8..8 + SALT_LEN].try_into().expect("8 of 32 bytes");
+        let nonce = self.salted_nonce(now_unix_secs, &salt);
         let name = status.challenge_header().as_str();
-        self.challenge(now_unix_secs, stale).into_iter().fold(
+        self.challenges_with(&nonce, stale).into_iter().fold(
             MessageBuilder::response_to(request, status.code(), Some(&tag)),
             |b, value| b.header(name, value),
         )
@@ -330,8 +352,19 @@ mod tests {
     fn nonces_carry_their_time_and_resist_tampering() {
         let s = server();
         let n = s.nonce(1_700_000_000);
-        assert_eq!(n.len(), 2 * (8 + MAC_LEN));
+        assert_eq!(n.len(), 2 * NONCE_LEN);
         assert_eq!(s.nonce_issued(&n), Some(1_700_000_000));
+        // Another salt under the same MAC.
+        let resalted = format!(
+            "{}{}{}",
+            &n[..16],
+            "01".repeat(SALT_LEN),
+            &n[16 + 2 * SALT_LEN..]
+        );
+        assert_eq!(s.nonce_issued(&resalted), None);
+        let salted = s.salted_nonce(1_700_000_000, &[9; SALT_LEN]);
+        assert_ne!(salted, n);
+        assert_eq!(s.nonce_issued(&salted), Some(1_700_000_000));
         // Another issue time pasted in front of the MAC.
         let forged = format!("{}{}", hex(&1_800_000_000u64.to_be_bytes()), &n[16..]);
         assert_eq!(s.nonce_issued(&forged), None);
