@@ -25,12 +25,14 @@ server.toml (the defaults):
   # domain = \"example.com\"          # default: the listen address
   aliases = [\"localhost\"]
   digest = [\"SHA-256\", \"MD5\"]       # put MD5 first for SIPp 3.6
+  nonce_lifetime_secs = 300
   min_expires = 60
   max_expires = 7200
   default_expires = 3600
   pnsreg_secs = 600
   bucket_timeout_secs = 30
   metrics_listen = \"127.0.0.1:9090\"
+  udp_recv_buffer_bytes = 4194304    # capped by net.core.rmem_max; 0: system default
   [push]                             # no apns_url: the push service runs in-process
   team_id = \"TEAM123456\"
   key_id = \"KEY1234567\"
