@@ -47,6 +47,12 @@ pub struct UaConfig {
     /// and answers with [`UserAgent::answer_reinvite`] — a phone must, to
     /// answer the offer of a hold or resume.
     pub answer_reinvites: bool,
+    /// Ask for mid-dialog pushes (RFC 8599 `pn-purr`): once a push
+    /// registration's 2xx gives a PURR, our dialogs' Contacts carry it, and
+    /// the registrar's proxy wakes us with a push before a request inside
+    /// them. For a UA that may be suspended during a long-lived dialog; a
+    /// CallKit app is kept running during its calls, so off by default.
+    pub mid_dialog_push: bool,
 }
 
 /// The digest server and the users it accepts.
@@ -72,6 +78,7 @@ impl UaConfig {
             credentials: None,
             authenticate: None,
             answer_reinvites: true,
+            mid_dialog_push: false,
         }
     }
 }
@@ -283,6 +290,23 @@ pub struct UserAgent<D> {
     wall: Option<(Instant, u64)>,
     events: VecDeque<UaEvent>,
     transmits: VecDeque<Transmit<D>>,
+    /// The PURR our registrar gave a push registration (RFC 8599
+    /// `+sip.pnspurr`): our dialogs' Contacts carry it as `pn-purr`, so a
+    /// request inside them wakes us with a push first.
+    purr: Option<String>,
+}
+
+/// The `+sip.pnspurr` value of a REGISTER 2xx's Feature-Caps.
+fn pnspurr(response: &Message) -> Option<String> {
+    response.headers(HeaderName::FeatureCaps).find_map(|caps| {
+        caps.split(';').find_map(|p| {
+            let (name, value) = p.trim().split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("+sip.pnspurr")
+                .then(|| value.trim().trim_matches('"').to_owned())
+                .filter(|v| !v.is_empty())
+        })
+    })
 }
 
 impl<D: Clone + Debug> UserAgent<D> {
@@ -305,7 +329,22 @@ impl<D: Clone + Debug> UserAgent<D> {
             wall: None,
             events: VecDeque::new(),
             transmits: VecDeque::new(),
+            purr: None,
         }
+    }
+
+    /// Our Contact in dialogs: the configured one, with `pn-purr` once a
+    /// push registration got a PURR (when [`UaConfig::mid_dialog_push`]).
+    fn dialog_contact(&self) -> String {
+        match self.purr.as_ref().filter(|_| self.config.mid_dialog_push) {
+            Some(purr) => format!("<{};pn-purr={purr}>", self.config.contact),
+            None => format!("<{}>", self.config.contact),
+        }
+    }
+
+    /// The PURR our registrar gave our push registration, if any.
+    pub fn purr(&self) -> Option<&str> {
+        self.purr.as_deref()
     }
 
     pub fn config(&self) -> &UaConfig {
@@ -415,7 +454,7 @@ impl<D: Clone + Debug> UserAgent<D> {
             .header("To", to.to_owned())
             .header("Call-ID", call_id.to_owned())
             .header("CSeq", format!("{cseq} {cseq_method}"))
-            .header("Contact", format!("<{}>", self.config.contact))
+            .header("Contact", self.dialog_contact())
             .header("User-Agent", self.config.user_agent.clone())
     }
 
@@ -620,6 +659,7 @@ impl<D: Clone + Debug> UserAgent<D> {
     }
 
     fn answer_inner(&mut self, now: Instant, call: &CallId, code: u16, sdp: Option<Bytes>) -> bool {
+        let contact = self.dialog_contact();
         let Some(c) = self.calls.get(call) else {
             return false;
         };
@@ -627,7 +667,7 @@ impl<D: Clone + Debug> UserAgent<D> {
             return false;
         };
         let mut b = MessageBuilder::response_to(&c.invite, code, Some(&c.local_tag))
-            .header("Contact", format!("<{}>", self.config.contact))
+            .header("Contact", contact)
             .header("User-Agent", self.config.user_agent.clone());
         if (101..300).contains(&code) {
             // RFC 3261 §12.1.1: the responses that make the dialog carry the
@@ -742,7 +782,7 @@ impl<D: Clone + Debug> UserAgent<D> {
             return false;
         }
         let branch = self.branch();
-        let contact = format!("<{}>", self.config.contact);
+        let contact = self.dialog_contact();
         let Some(dialog) = self
             .calls
             .get_mut(call)
@@ -800,7 +840,7 @@ impl<D: Clone + Debug> UserAgent<D> {
         code: u16,
         sdp: Option<Bytes>,
     ) -> bool {
-        let contact = format!("<{}>", self.config.contact);
+        let contact = self.dialog_contact();
         let t1 = self.config.timers.t1;
         let Some(c) = self.calls.get_mut(call) else {
             return false;
@@ -1129,7 +1169,7 @@ impl<D: Clone + Debug> UserAgent<D> {
                 // In-dialog requests this small UA accepts without changing anything.
                 match self.receive_in_dialog(&call, &request) {
                     Some(Ok(())) => {
-                        let contact = format!("<{}>", self.config.contact);
+                        let contact = self.dialog_contact();
                         if let Ok(resp) = MessageBuilder::response_to(&request, 200, None)
                             .header("Contact", contact)
                             .build()
@@ -1305,6 +1345,11 @@ impl<D: Clone + Debug> UserAgent<D> {
         if (200..300).contains(&code) {
             r.auth_attempts = 0;
             r.replaced = None;
+            if r.contact_uri.contains(";pn-provider=") {
+                // A new PURR replaces the last; a registrar without
+                // mid-dialog pushes gives none, and we send none.
+                self.purr = pnspurr(response);
+            }
             // The registrar may shorten the interval: its Contact expires wins.
             let granted = match response.contact() {
                 Some(crate::header::ContactValue::Addresses(a)) => a

@@ -633,3 +633,70 @@ fn the_answer_carries_the_invites_record_route() {
     }
     assert_eq!(answers, 2);
 }
+
+/// RFC 8599 mid-dialog push, the UA's half: the PURR of a push
+/// registration's 2xx rides in the Contact of every dialog it makes, so a
+/// request inside one wakes it first; a registrar that offers none gets none.
+#[test]
+fn a_push_registration_s_purr_rides_in_the_contact_of_its_dialogs() {
+    let mut config = config("alice", 9);
+    config.mid_dialog_push = true;
+    let mut alice = UserAgent::new(config, resolver());
+    let now = Instant::now();
+    let reg = alice
+        .register_with(
+            now,
+            "sip:registrar.example.com",
+            600,
+            ";pn-provider=apns;pn-prid=aa11",
+            ";+sip.pnsreg",
+        )
+        .unwrap();
+    let register = |alice: &mut Ua| Message::parse(alice.poll_transmit().unwrap().bytes).unwrap();
+    let ok = |req: &Message, caps: Option<&str>| {
+        let mut b = MessageBuilder::response_to(req, 200, Some("reg")).header(
+            "Contact",
+            format!("{};expires=600", req.header(HeaderName::Contact).unwrap()),
+        );
+        if let Some(caps) = caps {
+            b = b.header("Feature-Caps", caps);
+        }
+        b.build().unwrap()
+    };
+    let first = register(&mut alice);
+    alice.handle_message(
+        now,
+        ok(
+            &first,
+            Some("*;+sip.pns=\"apns\";+sip.pnsreg=\"600\";+sip.pnspurr=\"p0ab3\""),
+        ),
+        "registrar",
+        false,
+    );
+    assert_eq!(alice.purr(), Some("p0ab3"));
+    let call = alice.invite(now, "sip:bob@example.com", None).unwrap();
+    let invite = register(&mut alice);
+    assert_eq!(invite.method(), Some(&Method::Invite));
+    assert_eq!(
+        invite.header(HeaderName::Contact),
+        Some("<sip:alice@alice.host:5060;pn-purr=p0ab3>")
+    );
+    alice.hangup(now, &call, None);
+    // A registrar without mid-dialog pushes: the next refresh drops it.
+    assert!(alice.refresh_registration(now, reg));
+    let refresh = std::iter::from_fn(|| alice.poll_transmit())
+        .map(|t| Message::parse(t.bytes).unwrap())
+        .find(|m| m.method() == Some(&Method::Register))
+        .expect("the refresh");
+    alice.handle_message(now, ok(&refresh, None), "registrar", false);
+    assert_eq!(alice.purr(), None);
+    alice.invite(now, "sip:bob@example.com", None).unwrap();
+    let invite = std::iter::from_fn(|| alice.poll_transmit())
+        .map(|t| Message::parse(t.bytes).unwrap())
+        .find(|m| m.method() == Some(&Method::Invite))
+        .unwrap();
+    assert_eq!(
+        invite.header(HeaderName::Contact),
+        Some("<sip:alice@alice.host:5060>")
+    );
+}
