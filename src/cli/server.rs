@@ -37,6 +37,7 @@ server.toml (the defaults):
   team_id = \"TEAM123456\"
   key_id = \"KEY1234567\"
   # apns_url = \"https://api.push.apple.com\"; apns_ca = \"ca.pem\"; key_p8 = \"AuthKey.p8\"
+  # apns_sandbox_url = \"https://api.sandbox.push.apple.com\"  # apns.dev tokens; needs key_p8
 
 Logs: CALLKIT_LOG=info callkit-voip server (each request in a span with its Call-ID).";
 

@@ -56,6 +56,10 @@ pub struct PushConfig {
     /// An APNs-compatible provider API (e.g. `https://api.push.apple.com`);
     /// `None` runs the local push service in-process.
     pub apns_url: Option<String>,
+    /// Where `apns.dev` bindings (development builds) are pushed, e.g.
+    /// `https://api.sandbox.push.apple.com`; `None`: to `apns_url`. Needs
+    /// `key_p8`.
+    pub apns_sandbox_url: Option<String>,
     /// PEM CA bundle trusted for `apns_url` (TLS); none for h2c.
     pub apns_ca: Option<PathBuf>,
     pub team_id: String,
@@ -70,6 +74,7 @@ impl Default for PushConfig {
     fn default() -> Self {
         PushConfig {
             apns_url: None,
+            apns_sandbox_url: None,
             apns_ca: None,
             team_id: "TEAM123456".into(),
             key_id: "KEY1234567".into(),

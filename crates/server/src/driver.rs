@@ -22,6 +22,7 @@ use tracing::{info, warn};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
+use crate::pn::PushProvider;
 use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
 use crate::store::{SqliteStore, Store, StoreError, User, WriteOp};
@@ -162,7 +163,7 @@ pub async fn start_with_store(
         .local_addr(Transport::Udp)
         .unwrap_or(config.listen);
 
-    let (push_service, client) = push_setup(&config).await?;
+    let (push_service, clients) = push_setup(&config).await?;
 
     let mut aliases = config.aliases.clone();
     aliases.push(local.ip().to_string());
@@ -202,7 +203,7 @@ pub async fn start_with_store(
         proxy,
         transport.clone(),
         incoming,
-        client,
+        clients,
         metrics_rx,
         (writes, persisted),
     ));
@@ -215,9 +216,27 @@ pub async fn start_with_store(
     })
 }
 
+/// Where pushes go: `apns` bindings to the APNs endpoint, `apns.dev` ones
+/// to the sandbox endpoint when one is configured (Apple keeps development
+/// builds' tokens apart: `api.sandbox.push.apple.com`).
+#[derive(Clone)]
+struct PushClients {
+    apns: Arc<ApnsClient>,
+    sandbox: Option<Arc<ApnsClient>>,
+}
+
+impl PushClients {
+    fn for_provider(&self, provider: PushProvider) -> &Arc<ApnsClient> {
+        match (provider, &self.sandbox) {
+            (PushProvider::ApnsDev, Some(sandbox)) => sandbox,
+            _ => &self.apns,
+        }
+    }
+}
+
 async fn push_setup(
     config: &Config,
-) -> Result<(Option<Arc<PushService>>, Arc<ApnsClient>), StartError> {
+) -> Result<(Option<Arc<PushService>>, PushClients), StartError> {
     let p = &config.push;
     let key = match &p.key_p8 {
         Some(path) => {
@@ -254,12 +273,31 @@ async fn push_setup(
             (Some(Arc::new(service)), url, None)
         }
     };
-    let client = ApnsClient::new(
-        ClientConfig::new(base_url, tls),
-        ProviderTokenCache::new(key),
-    )
-    .map_err(|e| StartError::Push(e.to_string()))?;
-    Ok((service, Arc::new(client)))
+    let client = |url: String, key: ProviderKey| {
+        ApnsClient::new(
+            ClientConfig::new(url, tls.clone()),
+            ProviderTokenCache::new(key),
+        )
+        .map(Arc::new)
+        .map_err(|e| StartError::Push(e.to_string()))
+    };
+    let sandbox = match (&p.apns_sandbox_url, &p.key_p8) {
+        (None, _) => None,
+        (Some(url), Some(path)) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| StartError::Push(format!("{}: {e}", path.display())))?;
+            let key = ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
+                .map_err(|e| StartError::Push(e.to_string()))?;
+            Some(client(url.clone(), key)?)
+        }
+        (Some(_), None) => {
+            return Err(StartError::Push(
+                "push.apns_sandbox_url needs push.key_p8 (the team's key signs for both)".into(),
+            ))
+        }
+    };
+    let apns = client(base_url, key)?;
+    Ok((service, PushClients { apns, sandbox }))
 }
 
 async fn serve_metrics(
@@ -358,7 +396,7 @@ async fn run(
     mut proxy: Proxy,
     transport: Arc<TransportLayer>,
     mut incoming: mpsc::Receiver<sip::Incoming>,
-    client: Arc<ApnsClient>,
+    clients: PushClients,
     mut metrics: mpsc::Receiver<oneshot::Sender<String>>,
     (writes, mut persisted): (
         std::sync::mpsc::Sender<StoreWrite>,
@@ -385,7 +423,7 @@ async fn run(
                     }
                 }
                 Output::Push(job) => {
-                    let client = client.clone();
+                    let client = clients.for_provider(job.device.provider).clone();
                     let done = push_tx.clone();
                     tokio::spawn(async move {
                         let result = send_push(&client, &job).await;

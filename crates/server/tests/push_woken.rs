@@ -49,14 +49,26 @@ async fn server(bucket_secs: u64) -> Setup {
 }
 
 async fn phone(user: &str, password: &str, push_token: Option<&str>) -> UaEndpoint {
+    phone_of("apns", user, password, push_token).await
+}
+
+/// A phone whose pushes go through `provider` (`apns`, or `apns.dev` for a
+/// development build).
+async fn phone_of(
+    provider: &str,
+    user: &str,
+    password: &str,
+    push_token: Option<&str>,
+) -> UaEndpoint {
     let bind: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let (user, password) = (user.to_owned(), password.to_owned());
     let token = push_token.map(str::to_owned);
+    let provider = provider.to_owned();
     UaEndpoint::bind(bind, &user.clone(), move |c| {
         c.credentials = Some((user, password));
         if let Some(t) = token {
             c.contact = format!(
-                "{};pn-provider=apns;pn-prid={t};pn-param=TEAM123456.{BUNDLE}.voip",
+                "{};pn-provider={provider};pn-prid={t};pn-param=TEAM123456.{BUNDLE}.voip",
                 c.contact
             );
         }
@@ -264,4 +276,68 @@ async fn an_uninstalled_app_gets_480_at_once_and_its_token_is_dropped() {
     assert!(events
         .iter()
         .any(|e| matches!(e, UaEvent::CallFailed { code: 480, .. })));
+}
+
+/// Apple keeps development builds' tokens apart: with `apns_sandbox_url`,
+/// an `apns.dev` binding is pushed there and an `apns` one to `apns_url`,
+/// both signed with the team's `.p8` key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn development_tokens_are_pushed_to_the_sandbox_endpoint() {
+    use push::service::{PushService, ServiceConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let pem = rcgen::KeyPair::generate().unwrap().serialize_pem();
+    let p8 = dir.path().join("AuthKey.p8");
+    std::fs::write(&p8, &pem).unwrap();
+    let public = push::ProviderKey::from_p8_pem(&pem, "KEY1234567", "TEAM123456")
+        .unwrap()
+        .public_key();
+    let service = || async {
+        let config = ServiceConfig::new("TEAM123456").with_key("KEY1234567", public.clone());
+        PushService::bind("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap()
+    };
+    let (production, sandbox) = (service().await, service().await);
+    let db = dir.path().join("server.db");
+    let mut store = SqliteStore::open(&db).unwrap();
+    for (u, p) in [("alice", "wonderland"), ("bob", "builder")] {
+        store
+            .add_user(&User::with_password(u, "callkit-voip", p).unwrap())
+            .unwrap();
+    }
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        tls_listen: "127.0.0.1:0".parse().unwrap(),
+        db,
+        metrics_listen: None,
+        push: server::config::PushConfig {
+            apns_url: Some(production.base_url()),
+            apns_sandbox_url: Some(sandbox.base_url()),
+            key_p8: Some(p8),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let server = start_with_store(config, Box::new(store)).await.unwrap();
+    assert!(server.push_service().is_none(), "no in-process service");
+    let registrar = format!("sip:{}", server.local_addr(Transport::Udp).unwrap());
+    // bob has a development build and an App Store build.
+    let mut dev_device = sandbox.devices().register(BUNDLE);
+    let mut store_device = production.devices().register(BUNDLE);
+    let dev_token = dev_device.token().to_string();
+    let store_token = store_device.token().to_string();
+    let mut dev = phone_of("apns.dev", "bob", "builder", Some(&dev_token)).await;
+    let mut app = phone_of("apns", "bob", "builder", Some(&store_token)).await;
+    register(&mut dev, &registrar).await;
+    register(&mut app, &registrar).await;
+    let alice = phone("alice", "wonderland", None).await;
+    let caller = call(alice, registrar.replace("sip:", "sip:bob@"), None);
+    let (to_dev, to_app) = (
+        next_push(&mut dev_device).await,
+        next_push(&mut store_device).await,
+    );
+    // Each device is known to its own service only: a push sent to the
+    // other would have been refused (BadDeviceToken), never delivered.
+    assert_eq!(to_dev.call_id, to_app.call_id);
+    caller.abort();
 }
