@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs the third-party peers the test suite runs against, from Debian's
 # packages: SIPp (sip-tester), baresip (baresip-core), linphonec (linphone-cli) and
-# Kamailio (kamailio, for bench/proxy-vs-kamailio.sh). Later issues add redis
-# here. Needs root (CI runs as root); prints what to do otherwise.
+# Kamailio (kamailio, for bench/proxy-vs-kamailio.sh) and Redis (redis-server,
+# the server's shared store). Needs root (CI runs as root); prints what to do
+# otherwise.
 set -euo pipefail
-PACKAGES=(sip-tester baresip-core linphone-cli kamailio)
+PACKAGES=(sip-tester baresip-core linphone-cli kamailio redis-server)
 missing=()
 for p in "${PACKAGES[@]}"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

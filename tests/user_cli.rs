@@ -41,3 +41,60 @@ fn users_are_added_listed_refused_twice_and_deleted() {
     assert!(!ok && err.contains("no user"), "{err}");
     assert_eq!(run(&["user", "list"], &db).1.lines().count(), 1);
 }
+
+/// `--redis URL`: the same commands on the server's shared store, a real
+/// redis-server on a free loopback port.
+#[test]
+fn users_live_in_redis_with_redis_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _redis = Killed(
+        Command::new("redis-server")
+            .args([
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+            ])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server is not installed: run scripts/install-peers.sh"),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "redis-server did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let db = dir.path().join("unused.db");
+    let with_redis = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--redis", &url]);
+        run(&all, &db)
+    };
+    assert!(with_redis(&["user", "add", "carol", "--password", "singer"]).0);
+    let (ok, _, err) = with_redis(&["user", "add", "carol", "--password", "x"]);
+    assert!(!ok && err.contains("already exists"), "{err}");
+    assert!(with_redis(&["user", "list"]).1.starts_with("carol"));
+    assert_eq!(run(&["user", "list"], &db).1, "", "not in the SQLite file");
+    assert!(with_redis(&["user", "del", "carol"]).0);
+    assert_eq!(with_redis(&["user", "list"]).1, "");
+}

@@ -21,6 +21,7 @@ server.toml (the defaults):
   listen = \"127.0.0.1:5060\"
   tls_listen = \"127.0.0.1:5061\"     # TLS only with tls_cert and tls_key (PEM)
   db = \"./callkit-voip.db\"
+  # redis_url = \"redis://127.0.0.1:6379/0\"   # instead of db: servers share it
   realm = \"callkit-voip\"
   # domain = \"example.com\"          # default: the listen address
   aliases = [\"localhost\"]
@@ -54,6 +55,9 @@ pub struct ServerArgs {
     /// The SQLite database.
     #[arg(long, env = "CALLKIT_DB")]
     db: Option<PathBuf>,
+    /// Keep users and bindings in Redis instead (`redis://127.0.0.1:6379/0`).
+    #[arg(long, env = "CALLKIT_REDIS", value_name = "URL")]
+    redis: Option<String>,
     /// The digest realm.
     #[arg(long)]
     realm: Option<String>,
@@ -92,6 +96,9 @@ impl ServerArgs {
         }
         if let Some(v) = &self.db {
             c.db = v.clone();
+        }
+        if let Some(v) = &self.redis {
+            c.redis_url = Some(v.clone());
         }
         if let Some(v) = &self.realm {
             c.realm = v.clone();

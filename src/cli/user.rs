@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use server::store::{SqliteStore, Store, User};
+use server::store::{RedisStore, SqliteStore, Store, User};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -50,15 +50,23 @@ pub struct DbArgs {
     /// The server's database.
     #[arg(long, env = "CALLKIT_DB", default_value = "./callkit-voip.db")]
     db: PathBuf,
+    /// The server's Redis instead of the database (`redis://127.0.0.1:6379/0`).
+    #[arg(long, env = "CALLKIT_REDIS", value_name = "URL")]
+    redis: Option<String>,
     /// The digest realm the password hashes are computed for.
     #[arg(long, default_value = server::config::DEFAULT_REALM)]
     realm: String,
 }
 
 impl DbArgs {
-    fn open(&self) -> anyhow::Result<SqliteStore> {
-        SqliteStore::open(&self.db)
-            .with_context(|| format!("cannot open the database {}", self.db.display()))
+    fn open(&self) -> anyhow::Result<Box<dyn Store>> {
+        if let Some(url) = &self.redis {
+            let store = RedisStore::open(url).with_context(|| format!("cannot reach {url}"))?;
+            return Ok(Box::new(store));
+        }
+        let store = SqliteStore::open(&self.db)
+            .with_context(|| format!("cannot open the database {}", self.db.display()))?;
+        Ok(Box::new(store))
     }
 }
 

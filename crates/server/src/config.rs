@@ -24,6 +24,9 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// The SQLite database.
     pub db: PathBuf,
+    /// Keep users, bindings and push tokens in Redis instead of `db`
+    /// (`redis://host:port/db`), so several servers share them.
+    pub redis_url: Option<String>,
     /// The digest realm (user passwords are hashed with it).
     pub realm: String,
     /// The domain of our users' addresses-of-record; default: the listen address.
@@ -92,6 +95,7 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             db: PathBuf::from("./callkit-voip.db"),
+            redis_url: None,
             realm: DEFAULT_REALM.into(),
             domain: None,
             aliases: vec!["localhost".into()],

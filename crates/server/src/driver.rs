@@ -25,7 +25,7 @@ use crate::config::Config;
 use crate::pn::PushProvider;
 use crate::proxy::{Domains, Output, Proxy, ProxyConfig, PushJob, PushResult, StoreWrite, WriteId};
 use crate::registrar::Registrar;
-use crate::store::{SqliteStore, Store, StoreError, User, WriteOp};
+use crate::store::{RedisStore, SqliteStore, Store, StoreError, User, WriteOp};
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -111,8 +111,11 @@ fn random_secret() -> [u8; 32] {
 /// Starts the server described by `config` (inside a tokio runtime).
 pub async fn start(config: Config) -> Result<RunningServer, StartError> {
     config.check()?;
-    let store = SqliteStore::open(&config.db)?;
-    start_with_store(config, Box::new(store)).await
+    let store: Box<dyn Store> = match &config.redis_url {
+        Some(url) => Box::new(RedisStore::open(url)?),
+        None => Box::new(SqliteStore::open(&config.db)?),
+    };
+    start_with_store(config, store).await
 }
 
 /// A server for one process on loopback — the demo and end-to-end tests:

@@ -1,14 +1,16 @@
 //! Users, bindings and push tokens behind one trait, so the registrar and
-//! the proxy never know whether SQLite (one node) or Redis (several, to
-//! come) keeps them.
+//! the proxy never know whether SQLite (one node) or Redis (several) keeps
+//! them.
 //!
 //! Passwords are never stored: a user is kept as its digest HA1 for each
 //! algorithm the server offers, `H(username:realm:password)`, which is what
 //! verification needs (RFC 7616 §5.3). Changing the realm means setting
 //! the passwords again.
 
+mod redis_store;
 mod sqlite;
 
+pub use redis_store::RedisStore;
 pub use sqlite::SqliteStore;
 
 use sip::auth::Algorithm;
@@ -31,6 +33,10 @@ pub enum StoreError {
     WriterStopped,
     #[error("a batch of writes failed together: {0}")]
     BatchFailed(String),
+    #[error("Redis failed: {0} — check that redis-server runs at the configured URL")]
+    Redis(#[from] redis::RedisError),
+    #[error("the store holds something this version cannot read: {0}")]
+    Corrupt(String),
 }
 
 /// A user of the served domain: its name and the HA1 per algorithm.
