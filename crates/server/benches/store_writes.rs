@@ -2,13 +2,15 @@
 //! committed one by one (one sync to disk each) against the same 64 as one
 //! group commit (`Store::apply_all`, what the writer thread does with the
 //! writes that queued up during the previous sync). SQLite on a file in
-//! WAL mode with `synchronous=FULL`, as the server runs it.
+//! WAL mode with `synchronous=FULL`, as the server runs it; and the same
+//! 64 on Redis (`appendfsync always`, one MULTI/EXEC each), when
+//! redis-server is installed.
 //!
 //! `cargo bench -p server --bench store_writes`
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use server::pn::PushTarget;
-use server::store::{Binding, SqliteStore, Store, WriteOp};
+use server::store::{Binding, RedisStore, SqliteStore, Store, WriteOp};
 
 const WRITES: usize = 64;
 
@@ -55,7 +57,52 @@ fn writes(c: &mut Criterion) {
     g.bench_function("one group commit", |b| {
         b.iter(|| store.apply_all(&ops).unwrap())
     });
+    if let Some((_redis, mut store)) = redis(dir.path()) {
+        g.bench_function("redis, appendfsync always", |b| {
+            b.iter(|| store.apply_all(&ops).unwrap())
+        });
+    }
     g.finish();
+}
+
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A redis-server of its own on a free loopback port, if one is installed.
+fn redis(dir: &std::path::Path) -> Option<(Killed, RedisStore)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let child = std::process::Command::new("redis-server")
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--save",
+            "",
+        ])
+        .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    let redis = Killed(child);
+    for _ in 0..500 {
+        if let Ok(store) = RedisStore::open(&format!("redis://127.0.0.1:{port}/0")) {
+            return Some((redis, store));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    None
 }
 
 criterion_group!(benches, writes);
