@@ -2,6 +2,11 @@
 
 use std::process::Command;
 
+#[path = "../crates/server/tests/support/redis_server.rs"]
+mod redis_server;
+
+use redis_server::RedisServer;
+
 fn run(args: &[&str], db: &std::path::Path) -> (bool, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_callkit-voip"))
         .args(args)
@@ -47,43 +52,8 @@ fn users_are_added_listed_refused_twice_and_deleted() {
 #[test]
 fn users_live_in_redis_with_redis_url() {
     let dir = tempfile::tempdir().unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    struct Killed(std::process::Child);
-    impl Drop for Killed {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _redis = Killed(
-        Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-            ])
-            .arg("--dir")
-            .arg(dir.path())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run scripts/install-peers.sh"),
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "redis-server did not start"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let url = format!("redis://127.0.0.1:{port}/0");
+    let redis = RedisServer::start(dir.path(), 0);
+    let url = redis.url();
     let db = dir.path().join("unused.db");
     let with_redis = |args: &[&str]| {
         let mut all = args.to_vec();

@@ -8,7 +8,11 @@
 //!
 //! `cargo bench -p server --bench store_writes`
 
+#[path = "../tests/support/redis_server.rs"]
+mod redis_server;
+
 use criterion::{criterion_group, criterion_main, Criterion};
+use redis_server::RedisServer;
 use server::pn::PushTarget;
 use server::store::{Binding, RedisStore, SqliteStore, Store, WriteOp};
 
@@ -65,44 +69,11 @@ fn writes(c: &mut Criterion) {
     g.finish();
 }
 
-struct Killed(std::process::Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A redis-server of its own on a free loopback port, if one is installed.
-fn redis(dir: &std::path::Path) -> Option<(Killed, RedisStore)> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .ok()?
-        .local_addr()
-        .ok()?
-        .port();
-    let child = std::process::Command::new("redis-server")
-        .args([
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--save",
-            "",
-        ])
-        .args(["--appendonly", "yes", "--appendfsync", "always", "--dir"])
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .ok()?;
-    let redis = Killed(child);
-    for _ in 0..500 {
-        if let Ok(store) = RedisStore::open(&format!("redis://127.0.0.1:{port}/0")) {
-            return Some((redis, store));
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    None
+fn redis(dir: &std::path::Path) -> Option<(RedisServer, RedisStore)> {
+    let redis = RedisServer::try_start(dir, 0).ok()?;
+    let store = RedisStore::open(&redis.url()).ok()?;
+    Some((redis, store))
 }
 
 criterion_group!(benches, writes);

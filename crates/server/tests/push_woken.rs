@@ -23,6 +23,11 @@ struct Setup {
 }
 
 async fn server(bucket_secs: u64) -> Setup {
+    server_with(bucket_secs, server::config::PushConfig::default()).await
+}
+
+/// alice and bob on a server pushing as `push` says.
+async fn server_with(bucket_secs: u64, push: server::config::PushConfig) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("server.db");
     let mut store = SqliteStore::open(&db).unwrap();
@@ -37,6 +42,7 @@ async fn server(bucket_secs: u64) -> Setup {
         db,
         metrics_listen: None,
         bucket_timeout_secs: bucket_secs,
+        push,
         ..Config::default()
     };
     let server = start_with_store(config, Box::new(store)).await.unwrap();
@@ -298,29 +304,15 @@ async fn development_tokens_are_pushed_to_the_sandbox_endpoint() {
             .unwrap()
     };
     let (production, sandbox) = (service().await, service().await);
-    let db = dir.path().join("server.db");
-    let mut store = SqliteStore::open(&db).unwrap();
-    for (u, p) in [("alice", "wonderland"), ("bob", "builder")] {
-        store
-            .add_user(&User::with_password(u, "callkit-voip", p).unwrap())
-            .unwrap();
-    }
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        tls_listen: "127.0.0.1:0".parse().unwrap(),
-        db,
-        metrics_listen: None,
-        push: server::config::PushConfig {
-            apns_url: Some(production.base_url()),
-            apns_sandbox_url: Some(sandbox.base_url()),
-            key_p8: Some(p8),
-            ..Default::default()
-        },
-        ..Config::default()
+    let push = server::config::PushConfig {
+        apns_url: Some(production.base_url()),
+        apns_sandbox_url: Some(sandbox.base_url()),
+        key_p8: Some(p8),
+        ..Default::default()
     };
-    let server = start_with_store(config, Box::new(store)).await.unwrap();
-    assert!(server.push_service().is_none(), "no in-process service");
-    let registrar = format!("sip:{}", server.local_addr(Transport::Udp).unwrap());
+    let s = server_with(10, push).await;
+    let registrar = s.registrar.clone();
+    assert!(s.server.push_service().is_none(), "no in-process service");
     // bob has a development build and an App Store build.
     let mut dev_device = sandbox.devices().register(BUNDLE);
     let mut store_device = production.devices().register(BUNDLE);

@@ -4,10 +4,13 @@
 //! SQLite store, and an acknowledged registration that outlives `kill -9`
 //! of Redis and of the server.
 
+#[path = "support/redis_server.rs"]
+mod redis_server;
+
 use std::net::{SocketAddr, TcpListener};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use redis_server::RedisServer;
 
 use server::config::Config;
 use server::driver::start_with_store;
@@ -16,65 +19,6 @@ use server::store::{Binding, RedisStore, Store, StoreError, User};
 use sip::endpoint::UaEndpoint;
 use sip::transport::Transport;
 use sip::ua::UaEvent;
-
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Redis {
-    /// redis-server on `port` (0: a free one) keeping its files in `dir`.
-    fn start(dir: &Path, port: u16) -> Redis {
-        let port = if port == 0 {
-            TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        } else {
-            port
-        };
-        let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is not installed: run scripts/install-peers.sh");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Redis { child, port }
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    fn kill9(mut self) -> u16 {
-        self.child.kill().unwrap();
-        self.child.wait().unwrap();
-        self.port
-    }
-}
 
 const TOKEN: &str = "00fc13adff785122b4ad28809a3420982341241421348097878e577c991de8f0";
 
@@ -101,7 +45,7 @@ fn binding(contact: &str, expires_at: u64, q: u16, prid: Option<&str>) -> Bindin
 #[test]
 fn users_bindings_tokens_and_purrs_as_in_sqlite() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path(), 0);
+    let redis = RedisServer::start(dir.path(), 0);
     let mut s = RedisStore::open(&redis.url()).unwrap();
 
     let alice = User::with_password("alice", "r", "wonderland").unwrap();
@@ -191,7 +135,7 @@ async fn register(ep: &mut UaEndpoint, registrar: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_acknowledged_registration_survives_kill_9_of_redis() {
     let dir = tempfile::tempdir().unwrap();
-    let redis = Redis::start(dir.path(), 0);
+    let redis = RedisServer::start(dir.path(), 0);
     let mut store = RedisStore::open(&redis.url()).unwrap();
     store
         .add_user(&User::with_password("bob", "callkit-voip", "builder").unwrap())
@@ -220,7 +164,7 @@ async fn an_acknowledged_registration_survives_kill_9_of_redis() {
     drop(server);
 
     let port = redis.kill9();
-    let redis = Redis::start(dir.path(), port);
+    let redis = RedisServer::start(dir.path(), port);
     let store = RedisStore::open(&redis.url()).unwrap();
     let unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
