@@ -7,7 +7,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
 use std::time::Duration;
 
-use sip::auth::Algorithm;
+use sip::auth::{Algorithm, NonceCount};
 use sip::{ChallengeStatus, DigestServer, Message, MessageBuilder, VerifyError};
 
 use crate::store::{Store, StoreError};
@@ -124,7 +124,8 @@ impl Authenticator {
                 let (nonce, cnonce) = (creds.get("nonce"), creds.get("cnonce"));
                 let nc = creds
                     .get("nc")
-                    .and_then(|nc| u32::from_str_radix(&nc, 16).ok());
+                    .and_then(|nc| NonceCount::parse(&nc))
+                    .map(|nc| nc.0);
                 let fresh = match (nonce, cnonce, nc) {
                     (Some(n), Some(c), Some(nc)) => {
                         self.counts

@@ -241,13 +241,20 @@ async fn push_setup(
     config: &Config,
 ) -> Result<(Option<Arc<PushService>>, PushClients), StartError> {
     let p = &config.push;
-    let key = match &p.key_p8 {
-        Some(path) => {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| StartError::Push(format!("{}: {e}", path.display())))?;
-            ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
-                .map_err(|e| StartError::Push(e.to_string()))?
-        }
+    let pem = match &p.key_p8 {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| StartError::Push(format!("{}: {e}", path.display())))?,
+        ),
+        None => None,
+    };
+    // One key signs for every endpoint; each client's token cache owns a copy.
+    let key_from = |pem: &str| {
+        ProviderKey::from_p8_pem(pem, &p.key_id, &p.team_id)
+            .map_err(|e| StartError::Push(e.to_string()))
+    };
+    let key = match &pem {
+        Some(pem) => key_from(pem)?,
         None => ProviderKey::generate(&p.key_id, &p.team_id)
             .map_err(|e| StartError::Push(e.to_string()))?,
     };
@@ -284,15 +291,9 @@ async fn push_setup(
         .map(Arc::new)
         .map_err(|e| StartError::Push(e.to_string()))
     };
-    let sandbox = match (&p.apns_sandbox_url, &p.key_p8) {
+    let sandbox = match (&p.apns_sandbox_url, &pem) {
         (None, _) => None,
-        (Some(url), Some(path)) => {
-            let pem = std::fs::read_to_string(path)
-                .map_err(|e| StartError::Push(format!("{}: {e}", path.display())))?;
-            let key = ProviderKey::from_p8_pem(&pem, &p.key_id, &p.team_id)
-                .map_err(|e| StartError::Push(e.to_string()))?;
-            Some(client(url.clone(), key)?)
-        }
+        (Some(url), Some(pem)) => Some(client(url.clone(), key_from(pem)?)?),
         (Some(_), None) => {
             return Err(StartError::Push(
                 "push.apns_sandbox_url needs push.key_p8 (the team's key signs for both)".into(),

@@ -91,6 +91,16 @@ pub struct PushTarget {
 }
 
 impl PushTarget {
+    /// The push target a store kept as its three columns: none when the
+    /// binding has no push parameters, or they no longer parse.
+    pub fn from_stored(
+        provider: Option<&str>,
+        prid: Option<&str>,
+        param: Option<&str>,
+    ) -> Option<PushTarget> {
+        Self::from_params(provider?, Some(prid?), param).ok()
+    }
+
     /// From the three parameter values of a Contact URI.
     pub fn from_params(
         provider: &str,

@@ -844,12 +844,11 @@ fn record_route_names_the_arrival_transport_and_doubles_between_transports() {
 
 /// The PURR a push registration's 2xx hands the UA (RFC 8599 `+sip.pnspurr`).
 fn purr_of(ok: &Message) -> String {
-    let caps = ok.header(HeaderName::FeatureCaps).expect("Feature-Caps");
-    let at = caps
-        .find("+sip.pnspurr=\"")
+    ok.feature_caps()
+        .iter()
+        .find_map(|caps| caps.get("+sip.pnspurr")?.unquoted())
         .expect("+sip.pnspurr with a value")
-        + 14;
-    caps[at..].split('"').next().unwrap().to_owned()
+        .into_owned()
 }
 
 #[test]

@@ -298,15 +298,12 @@ pub struct UserAgent<D> {
 
 /// The `+sip.pnspurr` value of a REGISTER 2xx's Feature-Caps.
 fn pnspurr(response: &Message) -> Option<String> {
-    response.headers(HeaderName::FeatureCaps).find_map(|caps| {
-        caps.split(';').find_map(|p| {
-            let (name, value) = p.trim().split_once('=')?;
-            name.trim()
-                .eq_ignore_ascii_case("+sip.pnspurr")
-                .then(|| value.trim().trim_matches('"').to_owned())
-                .filter(|v| !v.is_empty())
-        })
-    })
+    response
+        .feature_caps()
+        .iter()
+        .find_map(|caps| caps.get("+sip.pnspurr")?.unquoted())
+        .filter(|v| !v.is_empty())
+        .map(|v| v.into_owned())
 }
 
 impl<D: Clone + Debug> UserAgent<D> {
@@ -1345,7 +1342,7 @@ impl<D: Clone + Debug> UserAgent<D> {
         if (200..300).contains(&code) {
             r.auth_attempts = 0;
             r.replaced = None;
-            if r.contact_uri.contains(";pn-provider=") {
+            if crate::uri::SipUri::parse(&r.contact_uri).is_ok_and(|u| u.has_param("pn-provider")) {
                 // A new PURR replaces the last; a registrar without
                 // mid-dialog pushes gives none, and we send none.
                 self.purr = pnspurr(response);

@@ -41,14 +41,11 @@ pub struct Context {
     pub cancelled: bool,
     best: Option<(u16, Message)>,
     /// Every challenge of every 401/407 so far (§16.7 step 7), as
-    /// (header name, value), in arrival order.
-    challenges: Vec<(&'static str, String)>,
+    /// (header, value), in arrival order.
+    challenges: Vec<(HeaderName, String)>,
 }
 
-const CHALLENGES: [(&str, HeaderName); 2] = [
-    ("WWW-Authenticate", HeaderName::WwwAuthenticate),
-    ("Proxy-Authenticate", HeaderName::ProxyAuthenticate),
-];
+const CHALLENGES: [HeaderName; 2] = [HeaderName::WwwAuthenticate, HeaderName::ProxyAuthenticate];
 
 /// Lower is better (§16.7 step 6): a 6xx wins, then the lowest class; a
 /// timeout or an overloaded server only when nothing else came back.
@@ -86,9 +83,9 @@ impl Context {
     /// Keeps `response` (already without our Via) if it is the best so far.
     pub fn consider(&mut self, code: u16, response: Message) {
         if matches!(code, 401 | 407) {
-            for (name, header) in CHALLENGES {
+            for header in CHALLENGES {
                 for value in response.headers(header) {
-                    self.challenges.push((name, value.to_owned()));
+                    self.challenges.push((header, value.to_owned()));
                 }
             }
         }
@@ -132,11 +129,11 @@ impl Context {
             // Every branch's realm goes up, so the caller can answer all
             // of them in one retry.
             let mut b = MessageBuilder::from_message(resp);
-            for (name, _) in CHALLENGES {
-                b.remove(name);
+            for header in CHALLENGES {
+                b.remove(header.as_str());
             }
-            for (name, value) in &self.challenges {
-                b = b.header(*name, value.clone());
+            for (header, value) in &self.challenges {
+                b = b.header(header.as_str(), value.clone());
             }
             return b.build().ok();
         }

@@ -56,6 +56,43 @@ impl RedisStore {
         let values: Vec<String> = self.con.borrow_mut().hvals(self.key(&["b:", aor]))?;
         values.iter().map(|v| binding_from_json(v)).collect()
     }
+
+    /// Replaces `aor`'s bindings, `old` as they are now, with `bindings`
+    /// in one MULTI/EXEC, the token and PURR indexes with them.
+    fn replace_bindings(
+        &self,
+        aor: &str,
+        old: &[Binding],
+        bindings: &[Binding],
+    ) -> Result<(), StoreError> {
+        let bkey = self.key(&["b:", aor]);
+        let mut tx = redis::pipe();
+        tx.atomic().del(&bkey).ignore();
+        for b in old {
+            if let Some(p) = &b.push {
+                tx.srem(self.key(&["prid:", &p.prid]), aor).ignore();
+            }
+            if let Some(purr) = b.purr() {
+                tx.hdel(self.key(&["purr"]), purr).ignore();
+            }
+        }
+        for b in bindings {
+            tx.hset(&bkey, &b.contact, binding_to_json(b)).ignore();
+            if let Some(p) = &b.push {
+                tx.sadd(self.key(&["prid:", &p.prid]), aor).ignore();
+            }
+            if let Some(purr) = b.purr() {
+                tx.hset(self.key(&["purr"]), purr, aor).ignore();
+            }
+        }
+        if bindings.is_empty() {
+            tx.srem(self.key(&["aors"]), aor).ignore();
+        } else {
+            tx.sadd(self.key(&["aors"]), aor).ignore();
+        }
+        tx.query::<()>(&mut *self.con.borrow_mut())?;
+        Ok(())
+    }
 }
 
 /// Redis that does not sync its append-only file on every write loses
@@ -103,12 +140,11 @@ fn binding_from_json(text: &str) -> Result<Binding, StoreError> {
     let v: Value = serde_json::from_str(text).map_err(|_| corrupt("valid JSON"))?;
     let s = |k: &str| v[k].as_str().map(str::to_owned);
     let n = |k: &str| v[k].as_u64();
-    let push = match (s("pn_provider"), s("pn_prid")) {
-        (Some(provider), Some(prid)) => {
-            PushTarget::from_params(&provider, Some(&prid), s("pn_param").as_deref()).ok()
-        }
-        _ => None,
-    };
+    let push = PushTarget::from_stored(
+        v["pn_provider"].as_str(),
+        v["pn_prid"].as_str(),
+        v["pn_param"].as_str(),
+    );
     Ok(Binding {
         aor: s("aor").ok_or_else(|| corrupt("aor"))?,
         contact: s("contact").ok_or_else(|| corrupt("contact"))?,
@@ -219,33 +255,7 @@ impl Store for RedisStore {
 
     fn set_bindings(&mut self, aor: &str, bindings: &[Binding]) -> Result<(), StoreError> {
         let old = self.all_bindings(aor)?;
-        let bkey = self.key(&["b:", aor]);
-        let mut tx = redis::pipe();
-        tx.atomic().del(&bkey).ignore();
-        for b in &old {
-            if let Some(p) = &b.push {
-                tx.srem(self.key(&["prid:", &p.prid]), aor).ignore();
-            }
-            if let Some(purr) = b.purr() {
-                tx.hdel(self.key(&["purr"]), purr).ignore();
-            }
-        }
-        for b in bindings {
-            tx.hset(&bkey, &b.contact, binding_to_json(b)).ignore();
-            if let Some(p) = &b.push {
-                tx.sadd(self.key(&["prid:", &p.prid]), aor).ignore();
-            }
-            if let Some(purr) = b.purr() {
-                tx.hset(self.key(&["purr"]), purr, aor).ignore();
-            }
-        }
-        if bindings.is_empty() {
-            tx.srem(self.key(&["aors"]), aor).ignore();
-        } else {
-            tx.sadd(self.key(&["aors"]), aor).ignore();
-        }
-        tx.query::<()>(&mut *self.con.borrow_mut())?;
-        Ok(())
+        self.replace_bindings(aor, &old, bindings)
     }
 
     fn drop_push_token(&mut self, prid: &str) -> Result<usize, StoreError> {
@@ -253,13 +263,13 @@ impl Store for RedisStore {
         let mut dropped = 0;
         for aor in aors {
             let all = self.all_bindings(&aor)?;
-            let before = all.len();
             let rest: Vec<Binding> = all
-                .into_iter()
+                .iter()
                 .filter(|b| b.push.as_ref().is_none_or(|p| p.prid != prid))
+                .cloned()
                 .collect();
-            dropped += before - rest.len();
-            self.set_bindings(&aor, &rest)?;
+            dropped += all.len() - rest.len();
+            self.replace_bindings(&aor, &all, &rest)?;
         }
         Ok(dropped)
     }
@@ -269,11 +279,10 @@ impl Store for RedisStore {
         let mut purged = 0;
         for aor in aors {
             let all = self.all_bindings(&aor)?;
-            let before = all.len();
-            let live = live_sorted(all, now_unix);
-            if live.len() != before {
-                purged += before - live.len();
-                self.set_bindings(&aor, &live)?;
+            let live = live_sorted(all.clone(), now_unix);
+            if live.len() != all.len() {
+                purged += all.len() - live.len();
+                self.replace_bindings(&aor, &all, &live)?;
             }
         }
         Ok(purged)

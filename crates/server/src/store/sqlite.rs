@@ -142,12 +142,7 @@ fn binding_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Binding> {
     let provider: Option<String> = row.get("pn_provider")?;
     let prid: Option<String> = row.get("pn_prid")?;
     let param: Option<String> = row.get("pn_param")?;
-    let push = match (provider, prid) {
-        (Some(provider), Some(prid)) => {
-            PushTarget::from_params(&provider, Some(&prid), param.as_deref()).ok()
-        }
-        _ => None,
-    };
+    let push = PushTarget::from_stored(provider.as_deref(), prid.as_deref(), param.as_deref());
     Ok(Binding {
         aor: row.get("aor")?,
         contact: row.get("contact")?,
