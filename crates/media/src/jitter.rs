@@ -76,6 +76,9 @@ pub struct JitterBuffer {
     packets: BTreeMap<u64, ReceivedRtp>,
     /// Next extended sequence number to play, once playing.
     cursor: Option<u64>,
+    /// Where the cursor stood when the stream stopped and playing paused:
+    /// what comes in below it while rebuffering was already played or lost.
+    paused_at: Option<u64>,
     highest: Option<u64>,
     /// Recently played sequence numbers, to tell duplicates from late packets.
     played: VecDeque<u64>,
@@ -98,6 +101,7 @@ impl JitterBuffer {
             config,
             packets: BTreeMap::new(),
             cursor: None,
+            paused_at: None,
             highest: None,
             played: VecDeque::with_capacity(64),
             first_arrival: None,
@@ -135,7 +139,7 @@ impl JitterBuffer {
         let first = *self.first_arrival.get_or_insert(arrival);
         let transit = arrival.duration_since(first).as_secs_f64()
             - f64::from(packet.timestamp) / f64::from(self.config.clock_rate);
-        if let Some(cursor) = self.cursor {
+        if let Some(cursor) = self.cursor.or(self.paused_at) {
             if sequence < cursor {
                 if self.played.contains(&sequence) {
                     self.stats.duplicate += 1;
@@ -206,7 +210,7 @@ impl JitterBuffer {
             self.concealed_run += 1;
             if self.concealed_run > self.config.max_concealed_run {
                 // The stream stopped: rebuffer when it comes back.
-                self.cursor = None;
+                self.paused_at = self.cursor.take();
                 self.first_arrival = None;
                 self.last_transit = None;
                 self.unconfirmed_lost = 0;
@@ -333,6 +337,10 @@ mod tests {
         }
         assert_eq!(conceals, 10);
         assert_eq!(jb.pop(t), Playout::Silence);
+        // A copy of what was played, arriving while it rebuffers, is not
+        // played again (found by the proptest: [57, 57]).
+        jb.push(packet(0, t));
+        assert_eq!(jb.stats().duplicate, 1);
         jb.push(packet(50, t));
         assert_eq!(jb.pop(t), Playout::Silence);
         assert_eq!(frame_sequence(&jb.pop(t + FRAME * 2)), Some(50));
